@@ -1,0 +1,283 @@
+// webserver3c.cpp: a concurrent web server, one child process per connection.
+//
+// Step c of the workshop. The parent only accepts connections and fork()s; a
+// child serves each one, and it is the child that sleeps (60 seconds unless
+// --sleep says otherwise), so every client is answered at once. Both parent
+// and child close the descriptors they do not need.
+//
+// Usage: webserver3c [--port N] [--host ADDR] [--sleep SECONDS]
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+struct Options {
+    const char *host = "127.0.0.1";  // The article binds all interfaces; see README.md.
+    int port = 8888;
+    double sleep_seconds = 60;
+};
+
+// The size of the kernel's queue of connections that have finished the TCP
+// handshake but that the server has not accept()ed yet.
+static const int REQUEST_QUEUE_SIZE = 5;
+
+// A status line, a blank line and the body. There is no Content-Length header,
+// so a client knows that the body is complete only when the server closes the
+// connection.
+static const std::string_view HTTP_RESPONSE = "HTTP/1.1 200 OK\r\n\r\nHello, World!\n";
+
+// Report the system call that just failed as "call: reason" and exit, as
+// TLPI's errExit() does.
+[[noreturn]] static void fatal(const char *call)
+{
+    std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
+    std::exit(EXIT_FAILURE);
+}
+
+// Report a failure that concerns one client only; the server carries on.
+static void warn(const char *call)
+{
+    std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
+}
+
+// A request is untrusted input: printed raw, its bytes could drive the
+// terminal (clear it, move the cursor, change its title). Keep printable ASCII
+// and line breaks; show every other byte, and the backslash, escaped.
+static std::string escape_request(std::string_view request)
+{
+    std::string shown;
+    for (std::size_t i = 0; i < request.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(request[i]);
+        if (c == '\r' && i + 1 < request.size() && request[i + 1] == '\n')
+            continue;  // HTTP ends lines with CRLF; print it as a plain line break.
+        if (c == '\\') {
+            shown += "\\\\";
+        } else if (c == '\n' || (c >= 0x20 && c < 0x7f)) {
+            shown += static_cast<char>(c);
+        } else {
+            char hex[5];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            shown += hex;
+        }
+    }
+    return shown;
+}
+
+// send() may take fewer bytes than offered; keep going until all are sent.
+static ssize_t send_all(int fd, std::string_view data)
+{
+    std::size_t sent = 0;
+    while (sent < data.size()) {
+        ssize_t n = send(fd, data.data() + sent, data.size() - sent, 0);
+        if (n == -1)
+            return -1;
+        sent += static_cast<std::size_t>(n);
+    }
+    return static_cast<ssize_t>(sent);
+}
+
+// Sleep for a number of seconds, fractions allowed. nanosleep() writes the
+// time still to sleep into its second argument when a signal interrupts it.
+static void pause_for(double seconds)
+{
+    timespec remaining;
+    remaining.tv_sec = static_cast<time_t>(seconds);
+    remaining.tv_nsec = static_cast<long>((seconds - static_cast<double>(remaining.tv_sec)) * 1e9);
+    while (nanosleep(&remaining, &remaining) == -1)
+        if (errno != EINTR)
+            fatal("nanosleep");
+}
+
+static void handle_request(int client_connection, const Options &options)
+{
+    char request[1024];
+    ssize_t n = recv(client_connection, request, sizeof request, 0);
+    if (n == -1) {
+        warn("recv");
+        return;
+    }
+    if (n == 0)
+        return;  // The client closed the connection without sending anything.
+
+    std::printf("Child PID: %ld. Parent PID %ld\n", static_cast<long>(getpid()), static_cast<long>(getppid()));
+    std::printf("%s\n", escape_request(std::string_view(request, static_cast<std::size_t>(n))).c_str());
+    std::fflush(stdout);
+
+    if (send_all(client_connection, HTTP_RESPONSE) == -1)
+        warn("send");
+
+    pause_for(options.sleep_seconds);  // Only this child sleeps; the parent is accepting again.
+}
+
+static int create_listen_socket(const Options &options)
+{
+    int listen_socket = socket(AF_INET, SOCK_STREAM, 0);
+    if (listen_socket == -1)
+        fatal("socket");
+
+    // Let a restarted server bind its port at once, even while connections
+    // of its previous run are still in TIME_WAIT.
+    int on = 1;
+    if (setsockopt(listen_socket, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == -1)
+        fatal("setsockopt");
+
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(options.port));
+    inet_pton(AF_INET, options.host, &address.sin_addr);  // Checked by parse_options().
+    if (bind(listen_socket, reinterpret_cast<sockaddr *>(&address), sizeof address) == -1)
+        fatal("bind");
+    if (listen(listen_socket, REQUEST_QUEUE_SIZE) == -1)
+        fatal("listen");
+
+    // With --port 0 the kernel chose the port; ask it which one.
+    socklen_t length = sizeof address;
+    if (getsockname(listen_socket, reinterpret_cast<sockaddr *>(&address), &length) == -1)
+        fatal("getsockname");
+    std::printf("Serving HTTP on port %d ...\n", ntohs(address.sin_port));
+    std::fflush(stdout);
+    return listen_socket;
+}
+
+static int accept_connection(int listen_socket)
+{
+    int client_connection = accept(listen_socket, nullptr, nullptr);
+    if (client_connection == -1)
+        fatal("accept");
+    return client_connection;
+}
+
+[[noreturn]] static void serve_forever(const Options &options)
+{
+    int listen_socket = create_listen_socket(options);
+    std::printf("Parent PID (PPID): %ld\n\n", static_cast<long>(getpid()));
+    std::fflush(stdout);
+    for (;;) {
+        int client_connection = accept_connection(listen_socket);
+
+        // Flush before fork(): the child gets a copy of the stdio buffer and
+        // would print whatever is still in it a second time.
+        std::fflush(stdout);
+        pid_t pid = fork();
+        if (pid == -1)
+            fatal("fork");
+
+        if (pid == 0) {  // The child: fork() returned 0.
+            // The child never accepts; close its copy of the listening socket.
+            if (close(listen_socket) == -1)
+                fatal("close");
+            handle_request(client_connection, options);
+            if (close(client_connection) == -1)
+                fatal("close");
+            // _exit(), not exit(): the child must not flush stdio buffers or
+            // run exit handlers that it inherited from the parent.
+            _exit(EXIT_SUCCESS);
+        }
+
+        // The parent: fork() returned the child's PID. Close the parent's copy
+        // of the connection; the kernel keeps the connection open until the
+        // child closes its copy too (descriptors are reference counted).
+        if (close(client_connection) == -1)
+            fatal("close");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The command line: --port N, --host ADDR, --sleep SECONDS, --help.
+
+static void usage(std::FILE *stream, const char *program)
+{
+    std::fprintf(stream,
+                 "Usage: %s [--port N] [--host ADDR] [--sleep SECONDS]\n"
+                 "  --port N         TCP port to listen on, 0 to let the kernel choose (default 8888)\n"
+                 "  --host ADDR      IPv4 address to bind (default 127.0.0.1; 0.0.0.0 for all interfaces)\n"
+                 "  --sleep SECONDS  pause after each answer, fractions allowed (default 60)\n"
+                 "  --help           show this help\n",
+                 program);
+}
+
+[[noreturn]] static void bad_usage(const char *program, const char *problem, std::string_view what)
+{
+    std::fprintf(stderr, "%s: %s: %.*s\n", program, problem, static_cast<int>(what.size()), what.data());
+    usage(stderr, program);
+    std::exit(2);
+}
+
+static int parse_port(const char *program, const char *text)
+{
+    char *end;
+    errno = 0;
+    long port = std::strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || port < 0 || port > 65535)
+        bad_usage(program, "invalid port", text);
+    return static_cast<int>(port);
+}
+
+static double parse_seconds(const char *program, const char *text)
+{
+    char *end;
+    errno = 0;
+    double seconds = std::strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !(seconds >= 0 && seconds <= 86400))
+        bad_usage(program, "invalid number of seconds", text);
+    return seconds;
+}
+
+static Options parse_options(int argc, char *argv[])
+{
+    const char *program = argv[0];
+    Options options;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (arg == "--help") {
+            usage(stdout, program);
+            std::exit(EXIT_SUCCESS);
+        }
+        // Each other option takes a value, as "--port 8080" or "--port=8080".
+        std::string_view name = arg.substr(0, arg.find('='));
+        if (name != "--port" && name != "--host" && name != "--sleep")
+            bad_usage(program, "unknown option", arg);
+        const char *value = nullptr;
+        if (name.size() < arg.size())
+            value = argv[i] + name.size() + 1;
+        else if (i + 1 < argc)
+            value = argv[++i];
+        else
+            bad_usage(program, "missing value for", name);
+
+        if (name == "--port") {
+            options.port = parse_port(program, value);
+        } else if (name == "--sleep") {
+            options.sleep_seconds = parse_seconds(program, value);
+        } else {
+            in_addr unused;
+            if (inet_pton(AF_INET, value, &unused) != 1)
+                bad_usage(program, "not an IPv4 address", value);
+            options.host = value;
+        }
+    }
+    return options;
+}
+
+int main(int argc, char *argv[])
+{
+    Options options = parse_options(argc, argv);
+
+    // A client that hangs up before the answer is sent must not kill the
+    // server: without this, send() on its connection raises SIGPIPE.
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        fatal("signal");
+
+    serve_forever(options);
+}

@@ -1,0 +1,40 @@
+"""pytest set-up for the end-to-end demonstrations: the shared harness
+(tools/harness.py, also used by the tour) and a check that nothing is left."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+
+import harness  # noqa: E402
+
+harness.prepare_process()
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_behind():
+    """Every test must stop what it started: no child of this process
+    (server, client, or an orphan handed to it) may outlive the test."""
+    yield
+    import os
+
+    left = harness.children_of(os.getpid())
+    assert not left, f"the test left processes behind: {left}"
+
+
+@pytest.fixture
+def start():
+    """start('d', '--sleep', '1', nofile=64) starts a server and stops it
+    (killing and reaping its whole process group) when the test ends."""
+    servers = []
+
+    def _start(step, *args, **limits):
+        server = harness.Server(step, *args, **limits)
+        servers.append(server)
+        return server.start()
+
+    yield _start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,486 @@
+"""Start, limit, observe and stop the workshop's programs.
+
+One implementation serves the pytest demonstrations (tests/e2e) and the tour
+(tools/tour.py), so that what the instructor shows and what the tests prove
+cannot drift apart. It drives the programs through their command-line
+contract only, and reads its evidence from /proc and ps, so it needs Linux.
+
+Every program is started in a process group of its own, and stopped by
+killing and reaping that whole group: a server's child that outlives it would
+otherwise keep the port and the output pipes open (and stay a zombie).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(os.environ.get("WORKSHOP_BIN", REPO / "build" / "bin"))
+
+STEPS = {
+    "a": "step_a_iterative",
+    "b": "step_b_sleeping",
+    "c": "step_c_fork",
+    "d": "step_d_no_close",
+    "e": "step_e_sigchld",
+    "f": "step_f_eintr",
+    "g": "step_g_waitpid",
+}
+
+REQUEST = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+BODY = b"Hello, World!\n"
+
+
+def binary(name: str) -> Path:
+    """The path of a built program: 'webserver3d', 'client3', or a step letter."""
+    if name in STEPS:
+        name = f"webserver3{name}"
+    path = BIN / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is not built yet: run 'make' first")
+    return path
+
+
+# ---------------------------------------------------------------------------
+# The process that starts servers.
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def prepare_process() -> None:
+    """Make this process a safe launcher. Call once, before starting anything.
+
+    SIGCHLD goes back to its default disposition and is unblocked: an ignored
+    SIGCHLD is inherited across exec, and children are then reaped by the
+    kernel, so no zombie would ever show (a blocked one would keep step e's
+    handler from running at all). And this process becomes a "child
+    subreaper": the children of a server that dies are handed to it, rather
+    than to PID 1 (which on some machines never reaps them), so that stop()
+    can collect them.
+    """
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # Not Linux: orphans go to PID 1 instead.
+
+
+def _reap_group(pgid: int, timeout: float = 5.0) -> bool:
+    """Kill every process left in group pgid and collect the ones handed to us.
+
+    Returns True once the group is empty (no process, not even a zombie)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        try:
+            while os.waitid(os.P_PGID, pgid, os.WEXITED | os.WNOHANG) is not None:
+                pass
+        except ChildProcessError:
+            pass  # None of the group's processes is ours (yet).
+        time.sleep(0.01)
+    return False
+
+
+# ---------------------------------------------------------------------------
+# Output, read as it comes.
+
+
+class Stream:
+    """Drains a pipe on a thread, so that the writer never blocks on a full
+    pipe, and keeps every line for the test or the tour to look at."""
+
+    def __init__(self, pipe, echo=None):
+        self.lines: list[str] = []
+        self._pipe = pipe
+        self._echo = echo
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        try:
+            for raw in iter(self._pipe.readline, b""):
+                line = raw.decode("utf-8", "backslashreplace").rstrip("\n")
+                with self._changed:
+                    self.lines.append(line)
+                    self._changed.notify_all()
+                if self._echo:
+                    self._echo(line)
+        finally:
+            with self._changed:
+                self._closed = True
+                self._changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float, count: int = 1) -> re.Match | None:
+        """Wait until `count` lines match `pattern`; return the last match."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                matches = [m for m in map(regex.search, self.lines) if m]
+                if len(matches) >= count:
+                    return matches[count - 1]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed:
+                    return None
+                self._changed.wait(remaining)
+
+    def matches(self, pattern: str) -> list[re.Match]:
+        regex = re.compile(pattern)
+        with self._changed:
+            return [m for m in map(regex.search, self.lines) if m]
+
+    def text(self) -> str:
+        with self._changed:
+            return "\n".join(self.lines)
+
+    def join(self, timeout: float = 5.0) -> None:
+        self._thread.join(timeout)
+
+
+# ---------------------------------------------------------------------------
+# Evidence from /proc and ps.
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    ppid: int
+    state: str  # R running, S sleeping, Z zombie, ...
+    comm: str
+
+
+def processes() -> list[Proc]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue  # It exited meanwhile.
+        # The command name is in parentheses and may itself hold spaces or ')'.
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found.append(Proc(int(entry), int(fields[1]), fields[0], comm))
+    return found
+
+
+def children_of(pid: int) -> list[Proc]:
+    return [p for p in processes() if p.ppid == pid]
+
+
+def open_descriptors(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def tasks_of_user(uid: int) -> int:
+    """How many tasks (threads, as RLIMIT_NPROC counts them) a real uid has."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+            if int(status["Uid"].split()[0]) == uid:
+                count += int(status["Threads"])
+        except (OSError, KeyError, ValueError):
+            continue
+    return count
+
+
+def scratch_identity() -> tuple[int, int]:
+    """An unused uid, and the gid of the same number: no account, no group,
+    no process. Root runs a server under it to make RLIMIT_NPROC bite."""
+    import grp
+    import pwd
+
+    for uid in range(54321, 60000):
+        try:
+            pwd.getpwuid(uid)
+            continue
+        except KeyError:
+            pass
+        try:
+            grp.getgrgid(uid)
+            continue
+        except KeyError:
+            pass
+        if tasks_of_user(uid) == 0:
+            return uid, uid
+    raise RuntimeError("no unused uid between 54321 and 60000")
+
+
+def ps_rows(pid: int) -> str:
+    """What `ps -o pid,ppid,stat,cmd` shows for a process and its children."""
+    result = subprocess.run(
+        ["ps", "-o", "pid,ppid,stat,cmd", "--pid", str(pid), "--ppid", str(pid)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return result.stdout.rstrip("\n")
+
+
+# ---------------------------------------------------------------------------
+# A server under test.
+
+
+class ServerDidNotStart(RuntimeError):
+    pass
+
+
+class Server:
+    """One step's server, on a port the kernel chooses, in its own process group.
+
+    Optional limits apply to the server alone: `nofile` (open files) and
+    `nproc` (processes of its user). Root ignores the process limit, so with
+    `nproc` set a root launcher runs the server under an unused uid and gid,
+    from a copy of the binary in a fresh folder that uid can reach.
+    Use as a context manager: leaving it kills and reaps the whole group.
+    """
+
+    def __init__(self, step: str, *args: str, nofile: int | None = None, nproc: int | None = None,
+                 echo=None, echo_errors=None):
+        self.step = step
+        self.args = [str(a) for a in args]
+        self.nofile = nofile
+        self.nproc = nproc
+        self.echo = echo
+        self.echo_errors = echo_errors
+        self.proc: subprocess.Popen | None = None
+        self.port: int | None = None
+        self.uid: int | None = None
+        self._scratch_dir: str | None = None
+
+    # The command a participant would type, with the limits spelled out.
+    def command(self) -> list[str]:
+        program = str(binary(self.step))
+        if self.nproc is not None and os.geteuid() == 0:
+            self._scratch_dir = tempfile.mkdtemp(prefix="workshop-")
+            os.chmod(self._scratch_dir, 0o755)
+            program = shutil.copy2(program, self._scratch_dir)
+        command = [program, "--port", "0", *self.args]
+        limits = []
+        if self.nofile is not None:
+            limits.append(f"--nofile={self.nofile}:{self.nofile}")
+        if self.nproc is not None:
+            limits.append(f"--nproc={self.nproc}:{self.nproc}")
+        if self.nproc is not None and os.geteuid() == 0:
+            self.uid, gid = scratch_identity()
+            command = ["setpriv", f"--reuid={self.uid}", f"--regid={gid}", "--clear-groups", *command]
+        if limits:
+            command = ["prlimit", *limits, "--", *command]
+        return command
+
+    def start(self, timeout: float = 10.0) -> "Server":
+        self.argv = self.command()
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            process_group=0,
+            cwd=self._scratch_dir,
+        )
+        self.out = Stream(self.proc.stdout, self.echo)
+        self.err = Stream(self.proc.stderr, self.echo_errors)
+        first = self.out.wait_for(r"^Serving HTTP on port (\d+) \.\.\.$", timeout)
+        if first is None:
+            self.stop()
+            raise ServerDidNotStart(f"{' '.join(self.argv)} did not start: {self.err.text()!r}")
+        if self.out.lines[0] != first.group(0):
+            raise ServerDidNotStart(f"the first line was {self.out.lines[0]!r}")
+        self.port = int(first.group(1))
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit status once the server has exited, or None if it is still running."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def children(self) -> list[Proc]:
+        return children_of(self.pid)
+
+    def zombies(self) -> list[Proc]:
+        return [p for p in self.children() if p.state == "Z"]
+
+    def open_descriptors(self) -> int:
+        return open_descriptors(self.pid)
+
+    def wait_for_descriptors(self, expected: int, timeout: float = 5.0) -> int:
+        """Wait until the server holds `expected` descriptors (it may still be
+        working through connections that its clients have already left);
+        return the count at the end."""
+        deadline = time.monotonic() + timeout
+        while True:
+            count = self.open_descriptors()
+            if count == expected or time.monotonic() > deadline:
+                return count
+            time.sleep(0.02)
+
+    def settled_children(self, timeout: float = 10.0) -> list[Proc]:
+        """Wait until every child has exited (none is left running), then
+        return the children left over: the zombies nobody collected."""
+        deadline = time.monotonic() + timeout
+        while True:
+            children = self.children()
+            if all(p.state == "Z" for p in children) or time.monotonic() > deadline:
+                return children
+            time.sleep(0.02)
+
+    def wait_until_all_collected(self, timeout: float = 5.0) -> list[Proc]:
+        """Wait until the server has no child left at all, neither running nor
+        a zombie; return the children still there at the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            children = self.children()
+            if not children or time.monotonic() > deadline:
+                return children
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        pgid = self.proc.pid
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        _reap_group(pgid)
+        self.out.join()
+        self.err.join()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        if self._scratch_dir:
+            shutil.rmtree(self._scratch_dir, ignore_errors=True)
+
+    def __enter__(self) -> "Server":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------------
+# Clients: curl, client3, and a plain socket.
+
+
+@dataclass
+class Result:
+    argv: list[str]
+    returncode: int | None  # None: killed at its time limit
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def run_bounded(argv: list[str], timeout: float) -> Result:
+    """Run a program in its own process group, and kill the group at the time limit."""
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            process_group=0)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+        returncode = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        returncode = None
+    _reap_group(proc.pid)
+    return Result(argv, returncode, stdout.decode("utf-8", "backslashreplace"),
+                  stderr.decode("utf-8", "backslashreplace"), time.monotonic() - start)
+
+
+CURL_TIMED_OUT = 28  # curl's exit status when --max-time runs out.
+
+
+def curl(port: int, max_time: float = 5.0, path: str = "/hello") -> Result:
+    return run_bounded(["curl", "-sS", "--max-time", str(max_time), f"http://localhost:{port}{path}"],
+                       timeout=max_time + 10)
+
+
+def curl_in_background(port: int, max_time: float = 5.0) -> subprocess.Popen:
+    return subprocess.Popen(["curl", "-sS", "--max-time", str(max_time), f"http://localhost:{port}/hello"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            process_group=0)
+
+
+def client3(port: int, max_clients: int, max_conns: int = 1, timeout: float = 60.0) -> Result:
+    return run_bounded([str(binary("client3")), "--host", "localhost", "--port", str(port),
+                        "--max-clients", str(max_clients), "--max-conns", str(max_conns)], timeout)
+
+
+def connect(port: int, timeout: float = 5.0) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+
+
+def receive(sock: socket.socket, timeout: float, until: bytes | None = None) -> tuple[bytes, bool]:
+    """Read for up to `timeout` seconds, until end of file or until `until` has
+    arrived. Returns the bytes and whether end of file was seen."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or (until is not None and until in data):
+            return data, False
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return data, False
+        except ConnectionResetError:
+            return data, True
+        if not chunk:
+            return data, True
+        data += chunk
+
+
+def http_get(port: int, timeout: float = 5.0, until: bytes | None = None,
+             request: bytes = REQUEST) -> tuple[bytes, bool]:
+    """One request on a fresh connection: the bytes received and whether the
+    server closed the connection (end of file) within the timeout."""
+    with connect(port, timeout) as sock:
+        sock.sendall(request)
+        return receive(sock, timeout, until)
+
+
+def process_limit(margin: int) -> int:
+    """A process limit (RLIMIT_NPROC) that leaves room for about `margin` more
+    processes of the server's user. Root's servers run under an unused uid,
+    which has no process yet; an ordinary user's limit counts every process
+    that user already has."""
+    if os.geteuid() == 0:
+        return margin
+    return tasks_of_user(os.getuid()) + margin

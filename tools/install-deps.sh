@@ -1,0 +1,38 @@
+#!/bin/sh
+# Install what the workshop needs and a fresh Debian or Ubuntu machine lacks.
+#   tools/install-deps.sh          the build and test tools (make test)
+#   tools/install-deps.sh bench    also the load generator (make bench)
+# As root it runs apt-get; otherwise it uses sudo when sudo needs no password,
+# or prints the exact command to run and fails.
+set -eu
+
+packages="cmake g++ make libgtest-dev python3 python3-pytest curl procps util-linux"
+if [ "${1:-}" = "bench" ]; then
+    packages="$packages apache2-utils"
+fi
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "install-deps: not a Debian-like system; make sure these are installed: $packages" >&2
+    exit 0
+fi
+
+missing=""
+for package in $packages; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $package"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+install="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends$missing"
+echo "install-deps: installing$missing"
+if [ "$(id -u)" -eq 0 ]; then
+    sh -c "$install"
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo sh -c "$install"
+else
+    echo "install-deps: missing packages:$missing" >&2
+    echo "install-deps: run this as root, then 'make test' again:" >&2
+    echo "    sudo sh -c '$install'" >&2
+    exit 1
+fi
