@@ -349,13 +349,21 @@ class Server:
                 return count
             time.sleep(0.02)
 
-    def settled_children(self, timeout: float = 10.0) -> list[Proc]:
-        """Wait until every child has exited (none is left running), then
-        return the children left over: the zombies nobody collected."""
+    def settled_children(self, timeout: float = 10.0, quiet: float = 0.3) -> list[Proc]:
+        """Wait until every child has exited (none is left running) and the
+        server has stopped collecting them (the same children for `quiet`
+        seconds: a SIGCHLD may still be on its way); then return the children
+        left over, the zombies nobody collected."""
         deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
         while True:
             children = self.children()
-            if all(p.state == "Z" for p in children) or time.monotonic() > deadline:
+            now = time.monotonic()
+            if children != last:
+                last, since = children, now
+            elif all(p.state == "Z" for p in children) and now - since >= quiet:
+                return children
+            if now > deadline:
                 return children
             time.sleep(0.02)
 
