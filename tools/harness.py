@@ -273,9 +273,15 @@ class Server:
         self.port: int | None = None
         self.uid: int | None = None
         self._scratch_dir: str | None = None
+        self.argv: list[str] | None = None
 
-    # The command a participant would type, with the limits spelled out.
     def command(self) -> list[str]:
+        """The command line, as a participant would type it, limits spelled out."""
+        if self.argv is None:
+            self.argv = self._build_command()
+        return self.argv
+
+    def _build_command(self) -> list[str]:
         program = str(binary(self.step))
         if self.nproc is not None and os.geteuid() == 0:
             self._scratch_dir = tempfile.mkdtemp(prefix="workshop-")
@@ -295,9 +301,8 @@ class Server:
         return command
 
     def start(self, timeout: float = 10.0) -> "Server":
-        self.argv = self.command()
         self.proc = subprocess.Popen(
-            self.argv,
+            self.command(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -325,9 +330,14 @@ class Server:
     def wait_exit(self, timeout: float) -> int | None:
         """The exit status once the server has exited, or None if it is still running."""
         try:
-            return self.proc.wait(timeout)
+            status = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+        # Let the readers catch up with the server's last words. (A child
+        # still holding the pipes would keep them open: wait a little only.)
+        self.out.join(2.0)
+        self.err.join(2.0)
+        return status
 
     def children(self) -> list[Proc]:
         return children_of(self.pid)
@@ -439,9 +449,9 @@ def curl(port: int, max_time: float = 5.0, path: str = "/hello") -> Result:
                        timeout=max_time + 10)
 
 
-def curl_in_background(port: int, max_time: float = 5.0) -> subprocess.Popen:
-    return subprocess.Popen(["curl", "-sS", "--max-time", str(max_time), f"http://localhost:{port}/hello"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+def run_in_background(argv: list[str]) -> subprocess.Popen:
+    """Start a program in its own process group; the caller communicate()s."""
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             process_group=0)
 
 

@@ -17,6 +17,7 @@ def test_each_child_reports_its_pid_and_the_server_as_its_parent(start):
             data, _ = harness.receive(sock, 5, until=harness.BODY)
             assert data.endswith(harness.BODY)
         # Both children are still asleep, each holding its connection.
+        assert server.out.wait_for(r"^Child PID: ", 5, count=2)
         lines = server.out.matches(r"^Child PID: (\d+)\. Parent PID (\d+)$")
         assert len(lines) == 2
         sleeping = {p.pid for p in server.children()}
