@@ -106,6 +106,7 @@ class Echo:
 class Tour:
     def __init__(self):
         self.servers: list[harness.Server] = []
+        self.background: list = []  # Programs started with & (the timed curls).
         self.missed: list[str] = []
 
     def expect(self, lesson: str, shown: bool) -> bool:
@@ -174,6 +175,10 @@ class Tour:
         server.stop()
 
     def stop_all(self) -> None:
+        for proc in self.background:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
         for server in self.servers:
             server.stop()
 
@@ -208,9 +213,10 @@ class Tour:
         for number in (1, 2):
             command(f"curl -w '%{{time_starttransfer}} %{{time_total}}' http://localhost:{server.port}/hello &"
                     f"   # curl #{number}")
-            clients.append(harness.run_in_background(
+            self.background.append(harness.run_in_background(
                 ["curl", "-sS", "--max-time", str(4 * SLEEP + 5), "-w", "%{time_starttransfer} %{time_total}\n",
                  f"http://localhost:{server.port}/hello"]))
+            clients.append(self.background[-1])
             time.sleep(0.2)
         return clients
 

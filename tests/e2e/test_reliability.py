@@ -1,0 +1,91 @@
+"""The broken steps break on purpose; the finished server (step g) must not
+break at all. Hostile input, faults and load, each followed by the same
+check: the server is alive and answers, no zombie, descriptors as before."""
+
+import os
+import signal
+import socket
+import struct
+import time
+
+import harness
+import pytest
+
+
+@pytest.fixture
+def server(start):
+    """Step g, with its starting descriptor count; checked after each test."""
+    server = start("g")
+    server.baseline = server.open_descriptors()
+    yield server
+    assert server.alive(), server.err.text()
+    assert harness.curl(server.port).stdout == "Hello, World!\n", "the server no longer answers"
+    assert server.wait_until_all_collected() == [], "zombies or stuck children"
+    assert server.wait_for_descriptors(server.baseline) == server.baseline
+
+
+def test_connections_that_close_without_sending(server):
+    for _ in range(50):
+        harness.connect(server.port).close()
+
+
+def test_a_request_far_larger_than_one_read(server):
+    request = b"GET /" + b"x" * 65536 + b" HTTP/1.1\r\n\r\n"
+    with harness.connect(server.port) as sock:
+        try:
+            sock.sendall(request)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # The server answers after one read and closes: the rest is refused.
+        harness.receive(sock, 5)
+    # The request was printed, cut at the server's one read of 1024 bytes.
+    assert server.out.wait_for(r"^GET /x{1019}$", 5)
+
+
+def test_bytes_that_are_not_text_reach_stdout_escaped(server):
+    every_byte = bytes(range(256))
+    data, _ = harness.http_get(server.port, request=b"GET /" + every_byte + b" HTTP/1.1\r\n\r\n")
+    assert data.endswith(harness.BODY)
+    assert server.out.wait_for(r"\\x1b", 5)
+    printed = bytes(server.out.raw)
+    assert all(b == 0x0A or 0x20 <= b < 0x7F for b in printed), "raw bytes reached the terminal"
+    assert b"\\x1b\\x1c" in printed and b"\\x7f\\x80" in printed and b"\\xff" in printed
+
+
+def test_clients_that_reset_before_the_answer(server):
+    for _ in range(50):
+        sock = harness.connect(server.port)
+        # Linger with a zero timeout: close() sends a reset instead of a FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    for _ in range(20):
+        sock = harness.connect(server.port)
+        sock.sendall(harness.REQUEST)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+
+def test_a_silent_client_does_not_hold_up_the_others(server):
+    with harness.connect(server.port) as silent:
+        for _ in range(5):
+            result = harness.curl(server.port, max_time=5)
+            assert result.returncode == 0 and result.stdout == "Hello, World!\n"
+        assert len(server.children()) == 1, "the silent client's child waits alone"
+    # Once the silent client leaves, its child sees end of file and exits.
+
+
+def test_a_child_killed_mid_request_does_not_disturb_the_server(server):
+    with harness.connect(server.port):  # Connected, request not sent: the child waits in recv().
+        deadline = time.monotonic() + 5
+        while not server.children():
+            assert time.monotonic() < deadline, "no child for the connection"
+            time.sleep(0.01)
+        (child,) = server.children()
+        os.kill(child.pid, signal.SIGKILL)
+        assert server.out.wait_for(rf"^Child {child.pid} terminated with status 9$", 5)
+
+
+def test_ten_thousand_connections_from_client3(server):
+    result = harness.client3(server.port, max_clients=50, max_conns=200, timeout=120)
+    assert result.returncode == 0, result.stdout[-300:] + result.stderr
+    assert result.stdout.splitlines()[-1] == "client3: 10000 of 10000 connections made, 0 failed"
+    assert server.out.wait_for(r"^Child \d+ terminated with status 0$", 60, count=10000)
