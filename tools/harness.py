@@ -78,7 +78,7 @@ def prepare_process() -> None:
         pass  # Not Linux: orphans go to PID 1 instead.
 
 
-def _reap_group(pgid: int, timeout: float = 5.0) -> bool:
+def reap_group(pgid: int, timeout: float = 5.0) -> bool:
     """Kill every process left in group pgid and collect the ones handed to us.
 
     Returns True once the group is empty (no process, not even a zombie)."""
@@ -109,6 +109,7 @@ class Stream:
 
     def __init__(self, pipe, echo=None):
         self.lines: list[str] = []
+        self.raw = bytearray()  # Every byte, exactly as the program wrote it.
         self._pipe = pipe
         self._echo = echo
         self._changed = threading.Condition()
@@ -121,6 +122,7 @@ class Stream:
             for raw in iter(self._pipe.readline, b""):
                 line = raw.decode("utf-8", "backslashreplace").rstrip("\n")
                 with self._changed:
+                    self.raw += raw
                     self.lines.append(line)
                     self._changed.notify_all()
                 if self._echo:
@@ -396,7 +398,7 @@ class Server:
         except ProcessLookupError:
             pass
         self.proc.wait()
-        _reap_group(pgid)
+        reap_group(pgid)
         self.out.join()
         self.err.join()
         self.proc.stdout.close()
@@ -436,7 +438,7 @@ def run_bounded(argv: list[str], timeout: float) -> Result:
         os.killpg(proc.pid, signal.SIGKILL)
         stdout, stderr = proc.communicate()
         returncode = None
-    _reap_group(proc.pid)
+    reap_group(proc.pid)
     return Result(argv, returncode, stdout.decode("utf-8", "backslashreplace"),
                   stderr.decode("utf-8", "backslashreplace"), time.monotonic() - start)
 
