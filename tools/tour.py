@@ -272,6 +272,9 @@ class Tour:
         if server.wait_exit(5) is None:  # The backlog of 5 made the kernel drop part of the burst.
             self.client3(server, 64)
         status = self.exited(server, 5)
+        held = server.out.matches(r"^Connections held open by the parent: \d+$")
+        if held:
+            print(style(f"  (its last count: {held[-1].group(0)})", "2"))
         self.expect("d: the server dies with accept: Too many open files",
                     status == 1 and server.err.text() == "accept: Too many open files")
         explain("Each held connection costs the parent a descriptor; with a limit of 32 open files, accept() "
