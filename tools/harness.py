@@ -256,16 +256,24 @@ class ServerDidNotStart(RuntimeError):
 class Server:
     """One step's server, on a port the kernel chooses, in its own process group.
 
+    `step` is a step letter or the name of a program in build/bin (see
+    binary()). Any other command that keeps the servers' contract (`--port 0`,
+    then `Serving HTTP on port N ...` first) runs with `program`, the start of
+    its command line (an interpreter and a script, say); `step` only names it.
     Optional limits apply to the server alone: `nofile` (open files) and
     `nproc` (processes of its user). Root ignores the process limit, so with
     `nproc` set a root launcher runs the server under an unused uid and gid,
-    from a copy of the binary in a fresh folder that uid can reach.
+    from a copy of the binary in a fresh folder that uid can reach (so not
+    with `program`, which cannot be copied that way).
     Use as a context manager: leaving it kills and reaps the whole group.
     """
 
     def __init__(self, step: str, *args: str, nofile: int | None = None, nproc: int | None = None,
-                 echo=None, echo_errors=None):
+                 echo=None, echo_errors=None, program: list[str] | None = None):
+        if program is not None and nproc is not None and os.geteuid() == 0:
+            raise ValueError("a root launcher cannot apply nproc to a program given by `program`")
         self.step = step
+        self.program = None if program is None else [str(p) for p in program]
         self.args = [str(a) for a in args]
         self.nofile = nofile
         self.nproc = nproc
@@ -284,12 +292,12 @@ class Server:
         return self.argv
 
     def _build_command(self) -> list[str]:
-        program = str(binary(self.step))
+        program = self.program or [str(binary(self.step))]
         if self.nproc is not None and os.geteuid() == 0:
             self._scratch_dir = tempfile.mkdtemp(prefix="workshop-")
             os.chmod(self._scratch_dir, 0o755)
-            program = shutil.copy2(program, self._scratch_dir)
-        command = [program, "--port", "0", *self.args]
+            program = [shutil.copy2(program[0], self._scratch_dir)]
+        command = [*program, "--port", "0", *self.args]
         limits = []
         if self.nofile is not None:
             limits.append(f"--nofile={self.nofile}:{self.nofile}")
