@@ -216,6 +216,20 @@ socklen_t resolve(const Options &options, sockaddr_storage &server)
     return length;
 }
 
+// Collect every child, so that none stays behind as a zombie.
+void wait_for_children(long forked)
+{
+    for (long waited = 0; waited < forked;) {
+        int status;
+        if (wait(&status) == -1) {
+            if (errno == EINTR)
+                continue;
+            fatal("wait");
+        }
+        ++waited;
+    }
+}
+
 }  // namespace
 
 int main(int argc, char *argv[])
@@ -254,7 +268,8 @@ int main(int argc, char *argv[])
     // (the parent closes its own write end first, or it would wait forever).
     if (close(report_pipe[1]) == -1)
         fatal("close");
-    long made = 0, reports = 0;
+    long made = 0;
+    long reports = 0;
     Report report;
     for (;;) {
         ssize_t n = read(report_pipe[0], &report, sizeof report);
@@ -275,16 +290,7 @@ int main(int argc, char *argv[])
             errors[std::string(report.call) + ": " + std::strerror(report.error)] += report.failed;
     }
 
-    // Collect every child, so that none stays behind as a zombie.
-    for (long waited = 0; waited < forked;) {
-        int status;
-        if (wait(&status) == -1) {
-            if (errno == EINTR)
-                continue;
-            fatal("wait");
-        }
-        ++waited;
-    }
+    wait_for_children(forked);
     // A child that died before it could report cost all of its connections.
     if (reports < forked)
         errors["child died before reporting"] += (forked - reports) * options.max_conns;

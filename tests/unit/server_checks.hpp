@@ -103,7 +103,8 @@ void expect_usage_error(Parse parse, std::initializer_list<const char *> args, c
         step::install_grim_reaper();                                                                      \
         int port = 0;                                                                                     \
         support::Fd listener = support::listening_socket(&port);                                          \
-        int result, error;                                                                                \
+        int result;                                                                                       \
+        int error;                                                                                        \
         {                                                                                                 \
             support::SigchldFromAnotherThread signal_soon(100);                                           \
             result = accept(listener.get(), nullptr, nullptr);                                            \

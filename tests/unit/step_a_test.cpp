@@ -14,7 +14,8 @@ TEST(StepAHandleRequest, AnswersTheExactBytesThenLeavesClosingToTheCaller)
 {
     int pair[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
-    Fd client(pair[0]), server(pair[1]);
+    Fd client(pair[0]);
+    Fd server(pair[1]);
     const std::string_view request = "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n";
     ASSERT_EQ(write(client.get(), request.data(), request.size()), static_cast<ssize_t>(request.size()));
 
@@ -34,7 +35,8 @@ TEST(StepAHandleRequest, AClientThatSendsNothingGetsNoAnswer)
 {
     int pair[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
-    Fd client(pair[0]), server(pair[1]);
+    Fd client(pair[0]);
+    Fd server(pair[1]);
     ASSERT_EQ(shutdown(client.get(), SHUT_WR), 0);  // End of file, nothing sent.
     step_a::handle_request(server.get());
     server.reset();

@@ -31,7 +31,8 @@ TEST(StepGHandleRequest, AnswersTheExactBytes)
 {
     int pair[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
-    Fd client(pair[0]), server(pair[1]);
+    Fd client(pair[0]);
+    Fd server(pair[1]);
     const std::string_view request = "GET /hello HTTP/1.1\r\n\r\n";
     ASSERT_EQ(write(client.get(), request.data(), request.size()), static_cast<ssize_t>(request.size()));
     step_g::handle_request(server.get());

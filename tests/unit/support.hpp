@@ -83,7 +83,7 @@ inline Fd connect_to(int port)
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     address.sin_port = htons(static_cast<uint16_t>(port));
     if (connect(connection.get(), reinterpret_cast<sockaddr *>(&address), sizeof address) == -1)
-        return Fd();
+        return {};
     return connection;
 }
 
