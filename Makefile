@@ -48,6 +48,8 @@ bench:
 	$(PYTHON) bench/bench.py
 
 lint:
+	@sh tools/install-deps.sh lint
+	$(MAKE) configure
 	sh tools/lint.sh
 
 sanitize: deps

@@ -2,14 +2,16 @@
 # Install what the workshop needs and a fresh Debian or Ubuntu machine lacks.
 #   tools/install-deps.sh          the build and test tools (make test)
 #   tools/install-deps.sh bench    also the load generator (make bench)
+#   tools/install-deps.sh lint     also clang-format, clang-tidy, cppcheck (make lint)
 # As root it runs apt-get; otherwise it uses sudo when sudo needs no password,
 # or prints the exact command to run and fails.
 set -eu
 
 packages="cmake g++ make libgtest-dev python3 python3-pytest curl procps util-linux"
-if [ "${1:-}" = "bench" ]; then
-    packages="$packages apache2-utils"
-fi
+case "${1:-}" in
+    bench) packages="$packages apache2-utils" ;;
+    lint) packages="$packages clang-format clang-tidy cppcheck" ;;
+esac
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "install-deps: not a Debian-like system; make sure these are installed: $packages" >&2
