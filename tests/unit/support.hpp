@@ -169,6 +169,18 @@ inline void set_sigchld_blocked(bool blocked)
     ASSERT_EQ(sigprocmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr), 0);
 }
 
+// Start from SIGCHLD's default disposition, unblocked, whatever the launcher
+// left: an ignored SIGCHLD is inherited across exec, and the kernel would then
+// collect the tests' children itself, so no child would ever be a zombie.
+inline const bool sigchld_default_at_start = []() noexcept {
+    signal(SIGCHLD, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_UNBLOCK, &set, nullptr);
+    return true;
+}();
+
 // Put SIGCHLD back to its default disposition after a test installed a handler.
 class SigchldRestored : public ::testing::Test {
   protected:
