@@ -15,6 +15,9 @@ STEP     ?=
 PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
 STEPS    := step_a_iterative step_b_sleeping step_c_fork step_d_no_close step_e_sigchld step_f_eintr step_g_waitpid
 
+# Keep the build's output to what matters (no "Entering directory" lines).
+MAKEFLAGS += --no-print-directory
+
 .PHONY: all deps configure test tour bench lint sanitize clean client $(STEPS)
 
 all: $(BUILD)/CMakeCache.txt
@@ -28,8 +31,9 @@ configure: $(BUILD)/CMakeCache.txt
 deps:
 	@sh tools/install-deps.sh
 
+# A step, and the load client that its lessons use.
 $(STEPS): $(BUILD)/CMakeCache.txt
-	cmake --build $(BUILD) -j $(JOBS) --target webserver3$(word 2,$(subst _, ,$@))
+	cmake --build $(BUILD) -j $(JOBS) --target webserver3$(word 2,$(subst _, ,$@)) client3
 
 client: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS) --target client3

@@ -38,7 +38,9 @@ static const int REQUEST_QUEUE_SIZE = 5;
 static const std::string_view HTTP_RESPONSE = "HTTP/1.1 200 OK\r\n\r\nHello, World!\n";
 
 // Report the system call that just failed as "call: reason" and exit, as
-// TLPI's errExit() does.
+// TLPI's errExit() does. (A forked child may call it too: exit() then flushes
+// the stdio buffers it inherited, which is harmless only because the parent
+// flushes stdout before every fork().)
 [[noreturn]] static void fatal(const char *call)
 {
     std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));

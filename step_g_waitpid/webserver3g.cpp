@@ -38,7 +38,9 @@ static const int REQUEST_QUEUE_SIZE = 1024;
 static const std::string_view HTTP_RESPONSE = "HTTP/1.1 200 OK\r\n\r\nHello, World!\n";
 
 // Report the system call that just failed as "call: reason" and exit, as
-// TLPI's errExit() does.
+// TLPI's errExit() does. (A forked child may call it too: exit() then flushes
+// the stdio buffers it inherited, which is harmless only because the parent
+// flushes stdout before every fork().)
 [[noreturn]] static void fatal(const char *call)
 {
     std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
@@ -144,8 +146,10 @@ static void install_grim_reaper()
     sigemptyset(&action.sa_mask);
     // No SA_RESTART: a system call that the handler interrupts fails with
     // EINTR instead of being restarted by the kernel. (signal() would set
-    // SA_RESTART on Linux, and step e's lesson would not show.)
-    action.sa_flags = 0;
+    // SA_RESTART on Linux, and step e's lesson would not show.) SA_NOCLDSTOP:
+    // no SIGCHLD for a child that is only stopped (kill -STOP), which the
+    // handler's wait would otherwise block on, freezing the server.
+    action.sa_flags = SA_NOCLDSTOP;
     if (sigaction(SIGCHLD, &action, nullptr) == -1)
         fatal("sigaction");
 }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,26 +32,34 @@ SLEEP = 2  # Seconds; the article uses 60 (and 3 for step e).
 COLOUR = sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
+_screen = threading.Lock()  # The server's echo runs on other threads: one line at a time.
+
+
+def say(text: str = "") -> None:
+    with _screen:
+        print(text, flush=True)
+
+
 def style(text: str, code: str) -> str:
     return f"\033[{code}m{text}\033[0m" if COLOUR else text
 
 
 def heading(step: str, title: str) -> None:
-    print()
-    print(style(f"━━ Step {step}: {title} ━━", "1;36"))
+    say()
+    say(style(f"━━ Step {step}: {title} ━━", "1;36"))
 
 
 def command(text: str) -> None:
-    print(style(f"$ {text}", "1"))
+    say(style(f"$ {text}", "1"))
 
 
 def output(text: str, prefix: str = "  ") -> None:
     for line in text.rstrip("\n").splitlines():
-        print(f"{prefix}{line}")
+        say(f"{prefix}{line}")
 
 
 def explain(text: str) -> None:
-    print(style(f"→ {text}", "33"))
+    say(style(f"→ {text}", "33"))
 
 
 def relative(word: str) -> str:
@@ -70,6 +79,7 @@ class Echo:
     stderr: its dying words belong after what led to them)."""
 
     def __init__(self, label: str, colour: str, hold: bool = False):
+        self.started = time.monotonic()  # Lines show the seconds since then.
         self.label = label
         self.colour = colour
         self.hold = hold
@@ -83,10 +93,10 @@ class Echo:
 
     def flush(self) -> None:
         for line in self.held:
-            print(style(f"  {self.label}│ {line}", self.colour))
+            say(style(f"  {self.label}│ {line}", self.colour))
         self.held = []
         if self.hidden:
-            print(style(f"  {self.label}│ … and {self.hidden} more lines", self.colour))
+            say(style(f"  {self.label}│ … and {self.hidden} more lines", self.colour))
             self.hidden = 0
 
     def __call__(self, line: str) -> None:
@@ -94,7 +104,7 @@ class Echo:
             self.held.append(line)
         elif self.budget > 0:
             self.budget -= 1
-            print(style(f"  {self.label}│ {line}", self.colour))
+            say(style(f"  {self.label} {time.monotonic() - self.started:4.1f}s│ {line}", self.colour))
         else:
             self.hidden += 1
 
@@ -112,7 +122,7 @@ class Tour:
     def expect(self, lesson: str, shown: bool) -> bool:
         if not shown:
             self.missed.append(lesson)
-            print(style(f"✗ This lesson did not show: {lesson}", "1;31"))
+            say(style(f"✗ This lesson did not show: {lesson}", "1;31"))
         return shown
 
     def start(self, step: str, *args, lines: int = 20, **limits) -> harness.Server:
@@ -136,7 +146,7 @@ class Tour:
         time.sleep(0.1)
         output(result.stdout + result.stderr)
         status = "timed out" if result.returncode == harness.CURL_TIMED_OUT else f"exit status {result.returncode}"
-        print(style(f"  (curl took {result.seconds:.1f} s, {status})", "2"))
+        say(style(f"  (curl took {result.seconds:.1f} s, {status})", "2"))
         return result
 
     def client3(self, server: harness.Server, max_clients: int, max_conns: int = 1) -> harness.Result:
@@ -146,10 +156,10 @@ class Tour:
         lines = result.stdout.splitlines()
         numbers = sum(1 for line in lines if line.isdigit())
         if numbers:
-            print(style(f"  ({numbers} connection numbers printed)", "2"))
+            say(style(f"  ({numbers} connection numbers printed)", "2"))
         output("\n".join(line for line in lines if not line.isdigit()))
         first_errors = sorted(set(result.stderr.splitlines()))[:3]
-        output("\n".join(first_errors))
+        output("\n".join(first_errors), prefix="  client3 stderr│ ")
         return result
 
     def ps(self, server: harness.Server, rows: int = 8) -> list[harness.Proc]:
@@ -157,7 +167,7 @@ class Tour:
         table = harness.ps_rows(server.pid).splitlines()
         output("\n".join(table[: rows + 1]))
         if len(table) > rows + 1:
-            print(f"  … and {len(table) - rows - 1} more rows")
+            say(f"  … and {len(table) - rows - 1} more rows")
         return server.children()
 
     def exited(self, server: harness.Server, timeout: float) -> int | None:
@@ -166,7 +176,7 @@ class Tour:
         server.out_echo.flush()
         server.err_echo.flush()
         if status is not None:
-            print(style(f"  (the server exited with status {status})", "2"))
+            say(style(f"  (the server exited with status {status})", "2"))
         return status
 
     def stop(self, server: harness.Server) -> None:
@@ -228,7 +238,7 @@ class Tour:
             answer, _, timing = out.decode().rstrip("\n").rpartition("\n")
             start, total = (float(t) for t in timing.split())
             output(answer)
-            print(style(f"  (curl #{number}: answer after {start:.1f} s, connection closed after {total:.1f} s)",
+            say(style(f"  (curl #{number}: answer after {start:.1f} s, connection closed after {total:.1f} s)",
                         "2"))
             first_byte.append(start)
         return first_byte
@@ -263,7 +273,7 @@ class Tour:
                 "(Z, <defunct>), and kill -9 cannot remove it.")
         self.stop(server)
 
-        print()
+        say()
         server = self.start("d", nofile=32, lines=3)
         before = server.open_descriptors()
         command(f"ls /proc/{server.pid}/fd | wc -l")
@@ -274,22 +284,22 @@ class Tour:
         status = self.exited(server, 5)
         held = server.out.matches(r"^Connections held open by the parent: \d+$")
         if held:
-            print(style(f"  (its last count: {held[-1].group(0)})", "2"))
+            say(style(f"  (its last count: {held[-1].group(0)})", "2"))
         self.expect("d: the server dies with accept: Too many open files",
                     status == 1 and server.err.text() == "accept: Too many open files")
         explain("Each held connection costs the parent a descriptor; with a limit of 32 open files, accept() "
                 "fails with EMFILE and the server is gone.")
         self.stop(server)
 
-        print()
+        say()
         limit = harness.process_limit(10)
         server = self.start("d", nproc=limit, lines=3)
         if os.geteuid() == 0:
-            print(style(f"  (root ignores the process limit, so the server runs as unused uid {server.uid})", "2"))
+            say(style(f"  (root ignores the process limit, so the server runs as unused uid {server.uid})", "2"))
         self.client3(server, 1, 5)
         server.settled_children()
         zombies = [p for p in self.ps(server, rows=3) if p.state == "Z"]
-        print(style(f"  ({len(zombies)} zombies, each counting against the limit of {limit})", "2"))
+        say(style(f"  ({len(zombies)} zombies, each counting against the limit of {limit})", "2"))
         self.client3(server, 1, 20)
         status = self.exited(server, 10)
         self.expect("d: the server dies with fork: Resource temporarily unavailable",
@@ -301,7 +311,7 @@ class Tour:
 
     def step_e(self) -> None:
         heading("e", "a SIGCHLD handler collects the child, and accept() dies of EINTR")
-        server = self.start("e", "--sleep", 1)
+        server = self.start("e", "--sleep", SLEEP)
         result = self.curl(server)
         status = self.exited(server, 10)
         self.expect("e: the server dies with accept: Interrupted system call",
@@ -320,7 +330,7 @@ class Tour:
         one = self.ps(server)
         self.expect("f: one request leaves no zombie, and the server lives", one == [] and server.alive())
         explain("accept() failed with EINTR again, and the server simply called it again.")
-        print()
+        say()
         server.out_echo.allow(0)
         result = self.client3(server, 128)
         server.out.wait_for(r"^GET /hello", 10, count=129)
@@ -328,7 +338,7 @@ class Tour:
         server.out_echo.flush()
         self.ps(server, rows=4)
         collected = len(server.out.matches(r"^Child \d+ terminated")) - 1
-        print(style(f"  ({len(zombies)} zombies; the handler reported {collected} of 128 children)", "2"))
+        say(style(f"  ({len(zombies)} zombies; the handler reported {collected} of 128 children)", "2"))
         self.expect("f: a burst of 128 clients leaves zombies", result.returncode == 0 and len(zombies) > 0)
         explain("128 children exited at almost the same time. SIGCHLD signals are not queued: those that "
                 "arrived while one was pending were merged, and each run of the handler wait()ed only once.")
@@ -352,7 +362,7 @@ class Tour:
         command(f"ls /proc/{server.pid}/fd | wc -l")
         output(str(after))
         collected = len(server.out.matches(r"^Child \d+ terminated"))
-        print(style(f"  (the handler reported {collected} of {3 * 128} children; {len(left)} left)", "2"))
+        say(style(f"  (the handler reported {collected} of {3 * 128} children; {len(left)} left)", "2"))
         self.expect("g: bursts of 128 leave no zombie, descriptors flat, server alive",
                     ok and left == [] and after == before and server.alive())
         explain("One run of the handler now loops with waitpid(-1, &status, WNOHANG) until no exited child is "
@@ -371,8 +381,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
     tour = Tour()
-    print(style("The workshop tour: each step's lesson, live.", "1"))
-    print(f"Servers listen on ports the kernel chooses (--port 0); sleeps are {SLEEP} s, not the article's 60.")
+    say(style("The workshop tour: each step's lesson, live.", "1"))
+    say(f"Servers listen on ports the kernel chooses (--port 0); sleeps are {SLEEP} s, not the article's 60.")
     started = time.monotonic()
     try:
         for step in wanted:
@@ -382,13 +392,13 @@ def main(argv: list[str]) -> int:
         return 130
     finally:
         tour.stop_all()
-    print()
+    say()
     if tour.missed:
-        print(style(f"{len(tour.missed)} lesson(s) did not show:", "1;31"))
+        say(style(f"{len(tour.missed)} lesson(s) did not show:", "1;31"))
         for lesson in tour.missed:
-            print(f"  - {lesson}")
+            say(f"  - {lesson}")
         return 1
-    print(style(f"Every lesson showed as expected ({time.monotonic() - started:.0f} s).", "1;32"))
+    say(style(f"Every lesson showed as expected ({time.monotonic() - started:.0f} s).", "1;32"))
     return 0
 
 

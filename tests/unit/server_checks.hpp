@@ -90,6 +90,7 @@ void expect_usage_error(Parse parse, std::initializer_list<const char *> args, c
         ASSERT_EQ(sigaction(SIGCHLD, nullptr, &current), 0);                                              \
         EXPECT_EQ(current.sa_handler, &step::grim_reaper);                                                \
         EXPECT_EQ(current.sa_flags &SA_RESTART, 0) << "SA_RESTART would hide the EINTR lesson";           \
+        EXPECT_NE(current.sa_flags &SA_NOCLDSTOP, 0) << "a stopped child would block the handler";        \
     }                                                                                                     \
     TEST_F(Suite##Handler, RestoresErrnoWhenItsWaitFails)                                                 \
     {                                                                                                     \
