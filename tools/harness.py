@@ -407,8 +407,10 @@ class Server:
             pass
         self.proc.wait()
         reap_group(pgid)
-        self.out.join()
-        self.err.join()
+        # The readers exist unless start() was interrupted (Ctrl-C) right after Popen.
+        for stream in (getattr(self, "out", None), getattr(self, "err", None)):
+            if stream is not None:
+                stream.join()
         self.proc.stdout.close()
         self.proc.stderr.close()
         if self._scratch_dir:

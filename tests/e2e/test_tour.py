@@ -40,8 +40,8 @@ def test_ctrl_c_stops_every_server():
             assert time.monotonic() < deadline, "the tour never started its server"
             time.sleep(0.05)
         os.killpg(tour.pid, signal.SIGINT)
-        tour.communicate(timeout=30)
-        assert tour.returncode == 130
+        _, stderr = tour.communicate(timeout=30)
+        assert tour.returncode == 130, stderr.decode()
     finally:
         if tour.poll() is None:
             os.killpg(tour.pid, signal.SIGKILL)
