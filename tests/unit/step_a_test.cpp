@@ -8,7 +8,7 @@ namespace step_a {
 
 using support::Fd;
 
-WORKSHOP_COMMON_SERVER_TESTS(step_a, StepA)
+WORKSHOP_COMMON_SERVER_TESTS(step_a, StepA, kArticlesBacklog)
 
 TEST(StepAHandleRequest, AnswersTheExactBytesThenLeavesClosingToTheCaller)
 {

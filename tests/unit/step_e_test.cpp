@@ -5,7 +5,8 @@ namespace step_e {
 #include "step_e_sigchld/webserver3e.cpp"
 }
 
-WORKSHOP_COMMON_SERVER_TESTS(step_e, StepE)
+WORKSHOP_COMMON_SERVER_TESTS(step_e, StepE, kArticlesBacklog)
+WORKSHOP_CHILD_TESTS(step_e, StepE, true, "accept: Interrupted system call\n")
 WORKSHOP_SLEEP_OPTION_TESTS(step_e, StepE, 3.0)
 WORKSHOP_HANDLER_TESTS(step_e, StepE)
 

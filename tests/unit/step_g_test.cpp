@@ -7,7 +7,8 @@ namespace step_g {
 
 using support::Fd;
 
-WORKSHOP_COMMON_SERVER_TESTS(step_g, StepG)
+WORKSHOP_COMMON_SERVER_TESTS(step_g, StepG, kBurstBacklog)
+WORKSHOP_CHILD_TESTS(step_g, StepG, true, "")
 WORKSHOP_HANDLER_TESTS(step_g, StepG)
 WORKSHOP_RESTART_TESTS(step_g, StepG)
 
