@@ -107,7 +107,7 @@ inline void expect_backlog(int queued, int backlog)
     }                                                                                                                 \
     TEST(Suite##Listen, BacklogIsTheContracts)                                                                        \
     {                                                                                                                 \
-        auto options = support::options_for_test<step::Options>();                                                    \
+        auto options = support::options_for_test<step::Options>(step::parse_options);                                                    \
         support::ServerProcess server([&] { step::serve_forever(options); });                                         \
         ASSERT_GT(server.port(), 0);                                                                                  \
         expect_backlog(support::connections_queued_while_stopped(server, 64), backlog);                                  \
@@ -141,7 +141,7 @@ inline void expect_backlog(int queued, int backlog)
         struct sigaction current {};                                                                      \
         ASSERT_EQ(sigaction(SIGCHLD, nullptr, &current), 0);                                              \
         EXPECT_EQ(current.sa_handler, &step::grim_reaper);                                                \
-        EXPECT_EQ(current.sa_flags &SA_RESTART, 0) << "SA_RESTART would hide the EINTR lesson";           \
+        EXPECT_EQ(current.sa_flags &SA_RESTART, 0) << "SA_RESTART (signal() sets it) would hide the EINTR lesson";           \
         EXPECT_NE(current.sa_flags &SA_NOCLDSTOP, 0) << "a stopped child would block the handler";        \
     }                                                                                                     \
     TEST_F(Suite##Handler, RestoresErrnoWhenItsWaitFails)                                                 \
@@ -296,7 +296,7 @@ inline void expect_child_answers_and_exits(support::ServerProcess &server, bool 
 #define WORKSHOP_CHILD_TESTS(step, Suite, parent_closes, allowed_stderr)                 \
     TEST(Suite##Child, AnswersPrintsTheRequestOnceAndExitsWithStatusZero)              \
     {                                                                                  \
-        auto options = support::options_for_test<step::Options>();                     \
+        auto options = support::options_for_test<step::Options>(step::parse_options);                     \
         support::ServerProcess server([&] { step::serve_forever(options); });          \
         ASSERT_GT(server.port(), 0);                                                   \
         expect_child_answers_and_exits(server, parent_closes, allowed_stderr);         \

@@ -452,7 +452,7 @@ void call_handle_request(Handle handle, int connection)
     if constexpr (std::is_invocable_v<Handle, int>) {
         handle(connection);
     } else {
-        Options options;
+        Options options{};
         options.sleep_seconds = 0;
         handle(connection, options);
     }
@@ -483,21 +483,25 @@ std::string stdout_of(Call call)
 // ---------------------------------------------------------------------------
 // A step's whole server, serve_forever(), in a process of its own.
 
-// Options for a server under test: a port the kernel chooses, and no pause
-// after answering in the steps that have one.
+// Options for a server under test, read by the step's own parse_options():
+// loopback, a port the kernel chooses, and no pause after answering in the
+// steps that have one.
 template <typename Options, typename = void>
 struct HasSleep : std::false_type {};
 template <typename Options>
 struct HasSleep<Options, std::void_t<decltype(Options::sleep_seconds)>> : std::true_type {};
 
-template <typename Options>
-Options options_for_test()
+template <typename Options, typename Parse>
+Options options_for_test(Parse parse_options)
 {
-    Options options;
-    options.port = 0;
-    if constexpr (HasSleep<Options>::value)
-        options.sleep_seconds = 0;
-    return options;
+    optind = 0;  // A full reset for getopt_long() (pitfall 19); harmless otherwise.
+    if constexpr (HasSleep<Options>::value) {
+        static Argv args{"server", "--host", "127.0.0.1", "--port", "0", "--sleep", "0"};  // Options may point into it.
+        return parse_options(args.argc(), args.argv());
+    } else {
+        static Argv args{"server", "--host", "127.0.0.1", "--port", "0"};
+        return parse_options(args.argc(), args.argv());
+    }
 }
 
 // The fields of /proc/PID/stat after the command name: [0] is field 3 of
