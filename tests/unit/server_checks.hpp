@@ -5,6 +5,8 @@
 
 #include "support.hpp"
 
+#include <algorithm>
+
 // The contract's answer: no Content-Length, the body ends when the connection does.
 inline constexpr std::string_view kExpectedResponse = "HTTP/1.1 200 OK\r\n\r\nHello, World!\n";
 
@@ -278,6 +280,16 @@ inline void expect_child_answers_and_exits(support::ServerProcess &server, bool 
                               "exit()s flushes a copy of the parent's buffer: flush before fork(), _exit() in the "
                               "child); stdout: "
                            << ::testing::PrintToString(out);
+    const std::string parent_line = "Parent PID (PPID): " + std::to_string(server.pid()) + "\n";
+    std::size_t parent_lines = 0;
+    for (std::size_t at = out.find(parent_line); at != std::string::npos; at = out.find(parent_line, at + 1))
+        ++parent_lines;
+    EXPECT_EQ(parent_lines, 1u) << "the server's \"" << parent_line.substr(0, parent_line.size() - 1) << "\" line "
+                                << "was printed " << parent_lines << " times by the time a child had answered: stdout is "
+                                   "a pipe, so stdio keeps what printf() wrote in a buffer; flush it before fork() (a "
+                                   "child that exit()s prints its copy again, and unflushed lines stay in the "
+                                   "parent's buffer); stdout: "
+                                << ::testing::PrintToString(out);
     for (std::size_t at = out.find("terminated with status "); at != std::string::npos;
          at = out.find("terminated with status ", at + 1)) {
         EXPECT_EQ(out.compare(at, 25, "terminated with status 0\n"), 0)
@@ -293,6 +305,39 @@ inline void expect_child_answers_and_exits(support::ServerProcess &server, bool 
                 : "");
 }
 
+// The child closes its copy of the listening socket: only the parent accepts,
+// and a child left behind would keep the port. The client sends nothing at
+// first, so the child waits in recv() and can be looked at.
+inline void expect_child_closes_the_listener(support::ServerProcess &server)
+{
+    std::vector<std::string> listener = support::sockets_of(server.pid());
+    ASSERT_EQ(listener.size(), 1u) << "the server should hold its listening socket and nothing else yet";
+    support::Fd client = support::connect_to(server.port());
+    ASSERT_NE(client.get(), -1);
+    pid_t child = -1;
+    for (int i = 0; i < 200 && child == -1; ++i) {
+        std::vector<pid_t> children = support::children_of(server.pid());
+        if (!children.empty())
+            child = children.front();
+        else
+            usleep(10000);
+    }
+    ASSERT_NE(child, -1) << "the server forked no child within 2 s of a connection";
+    bool holds_listener = true;
+    for (int i = 0; i < 200 && holds_listener; ++i) {
+        std::vector<std::string> sockets = support::sockets_of(child);
+        holds_listener = std::find(sockets.begin(), sockets.end(), listener.front()) != sockets.end();
+        if (holds_listener)
+            usleep(10000);
+    }
+    EXPECT_FALSE(holds_listener) << "the child still holds the listening socket 2 s after fork(): only the parent "
+                                    "accepts, so the child closes its copy first (a child left behind would keep "
+                                    "the port)";
+    const std::string_view request = "GET /hello HTTP/1.1\r\n\r\n";
+    ASSERT_EQ(write(client.get(), request.data(), request.size()), static_cast<ssize_t>(request.size()));
+    EXPECT_TRUE(support::readable_within(client.get(), 3000));
+}
+
 #define WORKSHOP_CHILD_TESTS(step, Suite, parent_closes, allowed_stderr)                 \
     TEST(Suite##Child, AnswersPrintsTheRequestOnceAndExitsWithStatusZero)              \
     {                                                                                  \
@@ -300,4 +345,11 @@ inline void expect_child_answers_and_exits(support::ServerProcess &server, bool 
         support::ServerProcess server([&] { step::serve_forever(options); });          \
         ASSERT_GT(server.port(), 0);                                                   \
         expect_child_answers_and_exits(server, parent_closes, allowed_stderr);         \
+    }                                                                                  \
+    TEST(Suite##Child, ClosesTheListeningSocket)                                       \
+    {                                                                                  \
+        auto options = support::options_for_test<step::Options>(step::parse_options);  \
+        support::ServerProcess server([&] { step::serve_forever(options); });          \
+        ASSERT_GT(server.port(), 0);                                                   \
+        expect_child_closes_the_listener(server);                                      \
     }

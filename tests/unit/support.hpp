@@ -549,6 +549,23 @@ inline std::vector<pid_t> children_of(pid_t pid)
     return children;
 }
 
+// The sockets a process holds, as /proc names them ("socket:[inode]").
+inline std::vector<std::string> sockets_of(pid_t pid)
+{
+    std::vector<std::string> sockets;
+    std::string folder = "/proc/" + std::to_string(pid) + "/fd";
+    if (DIR *fds = opendir(folder.c_str())) {
+        while (dirent *entry = readdir(fds)) {
+            char link[128];
+            ssize_t n = readlink((folder + "/" + entry->d_name).c_str(), link, sizeof link - 1);
+            if (n > 0 && std::string_view(link, static_cast<std::size_t>(n)).substr(0, 7) == "socket:")
+                sockets.emplace_back(link, static_cast<std::size_t>(n));
+        }
+        closedir(fds);
+    }
+    return sockets;
+}
+
 // A step's serve_forever() in a forked process (and process group) of its
 // own, its stdout and stderr on pipes, on a port the kernel chose. The
 // process never returns into the test runner: serve_forever() does not
