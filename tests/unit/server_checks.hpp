@@ -45,12 +45,12 @@ inline void expect_backlog(int queued, int backlog)
                                  "burst of 128 clients is queued, not dropped and retried a second later";
     } else {
         EXPECT_TRUE(queued == backlog || queued == backlog + 1)
-            << queued << " connections were queued while the server was stopped; the article's backlog of "
-            << backlog << " queues " << backlog << " (Linux: " << backlog + 1 << ")";
+            << queued << " connections were queued while the server was stopped; the article's backlog of " << backlog
+            << " queues " << backlog << " (Linux: " << backlog + 1 << ")";
     }
 }
 
-#define WORKSHOP_COMMON_SERVER_TESTS(step, Suite, backlog)                                                                   \
+#define WORKSHOP_COMMON_SERVER_TESTS(step, Suite, backlog)                                                            \
     TEST(Suite##Options, DefaultsAreTheArticlesPortAndLoopback)                                                       \
     {                                                                                                                 \
         support::Argv args{"server"};                                                                                 \
@@ -93,7 +93,7 @@ inline void expect_backlog(int queued, int backlog)
     {                                                                                                                 \
         EXPECT_EQ(step::HTTP_RESPONSE, kExpectedResponse);                                                            \
         EXPECT_EQ(step::HTTP_RESPONSE.find("Content-Length"), std::string_view::npos)                                 \
-            << "a Content-Length header lets curl stop after the body, and step d's hang never shows";               \
+            << "a Content-Length header lets curl stop after the body, and step d's hang never shows";                \
     }                                                                                                                 \
     TEST(Suite##HandleRequest, PrintsTheRequestWithControlBytesEscaped)                                               \
     {                                                                                                                 \
@@ -104,15 +104,15 @@ inline void expect_backlog(int queued, int backlog)
         ASSERT_EQ(write(client.get(), kHostileRequest.data(), kHostileRequest.size()),                                \
                   static_cast<ssize_t>(kHostileRequest.size()));                                                      \
         std::string printed = support::stdout_of(                                                                     \
-            [&] { support::call_handle_request<step::Options>(step::handle_request, server.get()); });               \
+            [&] { support::call_handle_request<step::Options>(step::handle_request, server.get()); });                \
         expect_escaped(printed);                                                                                      \
     }                                                                                                                 \
     TEST(Suite##Listen, BacklogIsTheContracts)                                                                        \
     {                                                                                                                 \
-        auto options = support::options_for_test<step::Options>(step::parse_options);                                                    \
+        auto options = support::options_for_test<step::Options>(step::parse_options);                                 \
         support::ServerProcess server([&] { step::serve_forever(options); });                                         \
         ASSERT_GT(server.port(), 0);                                                                                  \
-        expect_backlog(support::connections_queued_while_stopped(server, 64), backlog);                                  \
+        expect_backlog(support::connections_queued_while_stopped(server, 64), backlog);                               \
     }
 
 // Steps b, c and e take --sleep, with the article's default for that step.
@@ -135,68 +135,68 @@ inline void expect_backlog(int queued, int backlog)
     }
 
 // Steps e, f and g install a SIGCHLD handler, and it must be a careful one.
-#define WORKSHOP_HANDLER_TESTS(step, Suite)                                                               \
-    class Suite##Handler : public support::SigchldRestored {};                                            \
-    TEST_F(Suite##Handler, IsInstalledWithSigactionAndWithoutSaRestart)                                   \
-    {                                                                                                     \
-        step::install_grim_reaper();                                                                      \
-        struct sigaction current {};                                                                      \
-        ASSERT_EQ(sigaction(SIGCHLD, nullptr, &current), 0);                                              \
-        EXPECT_EQ(current.sa_handler, &step::grim_reaper);                                                \
-        EXPECT_EQ(current.sa_flags &SA_RESTART, 0) << "SA_RESTART (signal() sets it) would hide the EINTR lesson";           \
-        EXPECT_NE(current.sa_flags &SA_NOCLDSTOP, 0) << "a stopped child would block the handler";        \
-    }                                                                                                     \
-    TEST_F(Suite##Handler, RestoresErrnoWhenItsWaitFails)                                                 \
-    {                                                                                                     \
-        step::install_grim_reaper();                                                                      \
-        errno = 12345;                                                                                    \
-        ASSERT_EQ(raise(SIGCHLD), 0); /* No child: the handler's wait fails with ECHILD. */               \
-        EXPECT_EQ(errno, 12345);                                                                          \
-    }                                                                                                     \
-    TEST_F(Suite##Handler, AnInterruptedAcceptStillReportsEintrAfterTheHandlerRan)                        \
-    {                                                                                                     \
-        step::install_grim_reaper();                                                                      \
-        int port = 0;                                                                                     \
-        support::Fd listener = support::listening_socket(&port);                                          \
-        int result;                                                                                       \
-        int error;                                                                                        \
-        {                                                                                                 \
-            support::SigchldFromAnotherThread signal_soon(100);                                           \
-            support::ConnectUnlessDoneWithin rescue(port, 2000);                                          \
-            result = accept(listener.get(), nullptr, nullptr);                                            \
-            error = errno;                                                                                \
-        }                                                                                                 \
-        support::Fd accepted(result);                                                                     \
-        ASSERT_EQ(result, -1) << support::kSaRestartHint;                                                 \
-        EXPECT_EQ(error, EINTR) << "got " << std::strerror(error)                                         \
-                                << ": the handler clobbered errno (save it on entry, restore it on exit)";\
-    }                                                                                                     \
-    TEST_F(Suite##Handler, CollectsAnExitedChildAndInterruptsABlockedAccept)                              \
-    {                                                                                                     \
-        step::install_grim_reaper();                                                                      \
-        int port = 0;                                                                                     \
-        support::Fd listener = support::listening_socket(&port);                                          \
-        pid_t child = support::fork_child_exiting_after(100);                                             \
-        ASSERT_NE(child, -1);                                                                             \
-        int result;                                                                                       \
-        int error;                                                                                        \
-        {                                                                                                 \
-            support::ConnectUnlessDoneWithin rescue(port, 2000);                                          \
-            result = accept(listener.get(), nullptr, nullptr);                                            \
-            error = errno;                                                                                \
-        }                                                                                                 \
-        support::Fd accepted(result);                                                                     \
-        ASSERT_EQ(result, -1) << support::kSaRestartHint;                                                 \
-        EXPECT_EQ(error, EINTR);                                                                          \
-        EXPECT_EQ(waitpid(child, nullptr, WNOHANG), -1) << "the handler should have collected the child"; \
-        EXPECT_EQ(errno, ECHILD);                                                                         \
-    }                                                                                                     \
-    TEST(Suite##HandlerDeathTest, UsesNoStdioSoItNeverWaitsForStdoutsLock)                                \
-    {                                                                                                     \
-        EXPECT_EXIT(support::run_handler_while_stdio_is_locked(step::install_grim_reaper),                \
-                    ::testing::ExitedWithCode(0), "")                                                     \
-            << "the handler is not async-signal-safe: it touched stdio while another thread held "      \
-               "stdout's lock (see the message above)";                                                   \
+#define WORKSHOP_HANDLER_TESTS(step, Suite)                                                                        \
+    class Suite##Handler : public support::SigchldRestored {};                                                     \
+    TEST_F(Suite##Handler, IsInstalledWithSigactionAndWithoutSaRestart)                                            \
+    {                                                                                                              \
+        step::install_grim_reaper();                                                                               \
+        struct sigaction current {};                                                                               \
+        ASSERT_EQ(sigaction(SIGCHLD, nullptr, &current), 0);                                                       \
+        EXPECT_EQ(current.sa_handler, &step::grim_reaper);                                                         \
+        EXPECT_EQ(current.sa_flags &SA_RESTART, 0) << "SA_RESTART (signal() sets it) would hide the EINTR lesson"; \
+        EXPECT_NE(current.sa_flags &SA_NOCLDSTOP, 0) << "a stopped child would block the handler";                 \
+    }                                                                                                              \
+    TEST_F(Suite##Handler, RestoresErrnoWhenItsWaitFails)                                                          \
+    {                                                                                                              \
+        step::install_grim_reaper();                                                                               \
+        errno = 12345;                                                                                             \
+        ASSERT_EQ(raise(SIGCHLD), 0); /* No child: the handler's wait fails with ECHILD. */                        \
+        EXPECT_EQ(errno, 12345);                                                                                   \
+    }                                                                                                              \
+    TEST_F(Suite##Handler, AnInterruptedAcceptStillReportsEintrAfterTheHandlerRan)                                 \
+    {                                                                                                              \
+        step::install_grim_reaper();                                                                               \
+        int port = 0;                                                                                              \
+        support::Fd listener = support::listening_socket(&port);                                                   \
+        int result;                                                                                                \
+        int error;                                                                                                 \
+        {                                                                                                          \
+            support::SigchldFromAnotherThread signal_soon(100);                                                    \
+            support::ConnectUnlessDoneWithin rescue(port, 2000);                                                   \
+            result = accept(listener.get(), nullptr, nullptr);                                                     \
+            error = errno;                                                                                         \
+        }                                                                                                          \
+        support::Fd accepted(result);                                                                              \
+        ASSERT_EQ(result, -1) << support::kSaRestartHint;                                                          \
+        EXPECT_EQ(error, EINTR) << "got " << std::strerror(error)                                                  \
+                                << ": the handler clobbered errno (save it on entry, restore it on exit)";         \
+    }                                                                                                              \
+    TEST_F(Suite##Handler, CollectsAnExitedChildAndInterruptsABlockedAccept)                                       \
+    {                                                                                                              \
+        step::install_grim_reaper();                                                                               \
+        int port = 0;                                                                                              \
+        support::Fd listener = support::listening_socket(&port);                                                   \
+        pid_t child = support::fork_child_exiting_after(100);                                                      \
+        ASSERT_NE(child, -1);                                                                                      \
+        int result;                                                                                                \
+        int error;                                                                                                 \
+        {                                                                                                          \
+            support::ConnectUnlessDoneWithin rescue(port, 2000);                                                   \
+            result = accept(listener.get(), nullptr, nullptr);                                                     \
+            error = errno;                                                                                         \
+        }                                                                                                          \
+        support::Fd accepted(result);                                                                              \
+        ASSERT_EQ(result, -1) << support::kSaRestartHint;                                                          \
+        EXPECT_EQ(error, EINTR);                                                                                   \
+        EXPECT_EQ(waitpid(child, nullptr, WNOHANG), -1) << "the handler should have collected the child";          \
+        EXPECT_EQ(errno, ECHILD);                                                                                  \
+    }                                                                                                              \
+    TEST(Suite##HandlerDeathTest, UsesNoStdioSoItNeverWaitsForStdoutsLock)                                         \
+    {                                                                                                              \
+        EXPECT_EXIT(support::run_handler_while_stdio_is_locked(step::install_grim_reaper),                         \
+                    ::testing::ExitedWithCode(0), "")                                                              \
+            << "the handler is not async-signal-safe: it touched stdio while another thread held "                 \
+               "stdout's lock (see the message above)";                                                            \
     }
 
 // Steps f and g restart accept(): a child's exit no longer ends the loop.
@@ -213,37 +213,40 @@ inline void expect_backlog(int queued, int backlog)
         support::ConnectUnlessDoneWithin rescue(port, 3000);                                          \
         support::Fd connection(step::accept_connection(listener.get()));                              \
         EXPECT_NE(connection.get(), -1);                                                              \
-        EXPECT_FALSE(rescue.fired()) << "the client connecting after 0.4 s never got through";      \
+        EXPECT_FALSE(rescue.fired()) << "the client connecting after 0.4 s never got through";        \
         EXPECT_EQ(waitpid(exiting, nullptr, WNOHANG), -1) << "the child's exit came during accept()"; \
     }
 
 // Steps c-g fork a child per connection: it answers, prints the request once,
 // and exits with status 0 (and the server says nothing on stderr, except step
 // e's lesson, which ends it).
-inline void expect_child_answers_and_exits(support::ServerProcess &server, bool parent_closes,
+inline void expect_child_answers_and_exits(support::ServerProcess &server, int requests, bool parent_closes,
                                            std::string_view allowed_stderr)
 {
-    support::Fd client = support::connect_to(server.port());
-    ASSERT_NE(client.get(), -1);
-    const std::string_view request = "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    ASSERT_EQ(write(client.get(), request.data(), request.size()), static_cast<ssize_t>(request.size()));
-    std::string answer;
-    bool closed = false;
-    char buffer[256];
-    while (support::readable_within(client.get(), 3000)) {
-        ssize_t n = read(client.get(), buffer, sizeof buffer);
-        if (n <= 0) {
-            closed = true;
-            break;
+    for (int i = 0; i < requests; ++i) {
+        support::Fd client = support::connect_to(server.port());
+        ASSERT_NE(client.get(), -1);
+        const std::string_view request = "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        ASSERT_EQ(write(client.get(), request.data(), request.size()), static_cast<ssize_t>(request.size()));
+        std::string answer;
+        bool closed = false;
+        char buffer[256];
+        while (support::readable_within(client.get(), 3000)) {
+            ssize_t n = read(client.get(), buffer, sizeof buffer);
+            if (n <= 0) {
+                closed = true;
+                break;
+            }
+            answer.append(buffer, static_cast<std::size_t>(n));
+            if (!parent_closes && answer.size() >= kExpectedResponse.size())
+                break;  // Step d: the connection stays open; that is its lesson.
         }
-        answer.append(buffer, static_cast<std::size_t>(n));
-        if (!parent_closes && answer.size() >= kExpectedResponse.size())
-            break;  // Step d: the connection stays open; that is its lesson.
-    }
-    EXPECT_EQ(answer, kExpectedResponse);
-    if (parent_closes) {
-        EXPECT_TRUE(closed) << "no end of file 3 s after the answer: a copy of the connection is still open (the "
-                               "parent closes its copy after fork(), the child closes its own before it exits)";
+        EXPECT_EQ(answer, kExpectedResponse);
+        if (parent_closes) {
+            EXPECT_TRUE(closed) << "no end of file 3 s after the answer: a copy of the connection is still open "
+                                   "(the parent closes its copy after fork(), the child closes its own before it "
+                                   "exits)";
+        }
     }
 
     // Wait (3 s at most) until no child of the server is running any more.
@@ -276,16 +279,18 @@ inline void expect_child_answers_and_exits(support::ServerProcess &server, bool 
     for (std::size_t at = out.find("GET /hello HTTP/1.1\n"); at != std::string::npos;
          at = out.find("GET /hello HTTP/1.1\n", at + 1))
         ++printed;
-    EXPECT_EQ(printed, 1u) << "the request should be printed exactly once with stdout a pipe (a child that "
-                              "exit()s flushes a copy of the parent's buffer: flush before fork(), _exit() in the "
-                              "child); stdout: "
-                           << ::testing::PrintToString(out);
+    EXPECT_EQ(printed, static_cast<std::size_t>(requests))
+        << "each request should be printed exactly once with stdout a pipe (a child that "
+           "exit()s flushes a copy of the parent's buffer: flush before fork(), _exit() in the "
+           "child); stdout: "
+        << ::testing::PrintToString(out);
     const std::string parent_line = "Parent PID (PPID): " + std::to_string(server.pid()) + "\n";
     std::size_t parent_lines = 0;
     for (std::size_t at = out.find(parent_line); at != std::string::npos; at = out.find(parent_line, at + 1))
         ++parent_lines;
     EXPECT_EQ(parent_lines, 1u) << "the server's \"" << parent_line.substr(0, parent_line.size() - 1) << "\" line "
-                                << "was printed " << parent_lines << " times by the time a child had answered: stdout is "
+                                << "was printed " << parent_lines
+                                << " times by the time a child had answered: stdout is "
                                    "a pipe, so stdio keeps what printf() wrote in a buffer; flush it before fork() (a "
                                    "child that exit()s prints its copy again, and unflushed lines stay in the "
                                    "parent's buffer); stdout: "
@@ -338,18 +343,18 @@ inline void expect_child_closes_the_listener(support::ServerProcess &server)
     EXPECT_TRUE(support::readable_within(client.get(), 3000));
 }
 
-#define WORKSHOP_CHILD_TESTS(step, Suite, parent_closes, allowed_stderr)                 \
-    TEST(Suite##Child, AnswersPrintsTheRequestOnceAndExitsWithStatusZero)              \
-    {                                                                                  \
-        auto options = support::options_for_test<step::Options>(step::parse_options);                     \
-        support::ServerProcess server([&] { step::serve_forever(options); });          \
-        ASSERT_GT(server.port(), 0);                                                   \
-        expect_child_answers_and_exits(server, parent_closes, allowed_stderr);         \
-    }                                                                                  \
-    TEST(Suite##Child, ClosesTheListeningSocket)                                       \
-    {                                                                                  \
-        auto options = support::options_for_test<step::Options>(step::parse_options);  \
-        support::ServerProcess server([&] { step::serve_forever(options); });          \
-        ASSERT_GT(server.port(), 0);                                                   \
-        expect_child_closes_the_listener(server);                                      \
+#define WORKSHOP_CHILD_TESTS(step, Suite, requests, parent_closes, allowed_stderr)       \
+    TEST(Suite##Child, AnswersPrintsEachRequestOnceAndExitsWithStatusZero)               \
+    {                                                                                    \
+        auto options = support::options_for_test<step::Options>(step::parse_options);    \
+        support::ServerProcess server([&] { step::serve_forever(options); });            \
+        ASSERT_GT(server.port(), 0);                                                     \
+        expect_child_answers_and_exits(server, requests, parent_closes, allowed_stderr); \
+    }                                                                                    \
+    TEST(Suite##Child, ClosesTheListeningSocket)                                         \
+    {                                                                                    \
+        auto options = support::options_for_test<step::Options>(step::parse_options);    \
+        support::ServerProcess server([&] { step::serve_forever(options); });            \
+        ASSERT_GT(server.port(), 0);                                                     \
+        expect_child_closes_the_listener(server);                                        \
     }

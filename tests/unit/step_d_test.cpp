@@ -7,4 +7,4 @@ namespace step_d {
 }
 
 WORKSHOP_COMMON_SERVER_TESTS(step_d, StepD, kArticlesBacklog)
-WORKSHOP_CHILD_TESTS(step_d, StepD, false, "")
+WORKSHOP_CHILD_TESTS(step_d, StepD, 2, false, "")

@@ -6,7 +6,7 @@ namespace step_e {
 }
 
 WORKSHOP_COMMON_SERVER_TESTS(step_e, StepE, kArticlesBacklog)
-WORKSHOP_CHILD_TESTS(step_e, StepE, true, "accept: Interrupted system call\n")
+WORKSHOP_CHILD_TESTS(step_e, StepE, 1, true, "accept: Interrupted system call\n")
 WORKSHOP_SLEEP_OPTION_TESTS(step_e, StepE, 3.0)
 WORKSHOP_HANDLER_TESTS(step_e, StepE)
 

@@ -7,7 +7,7 @@ namespace step_f {
 }
 
 WORKSHOP_COMMON_SERVER_TESTS(step_f, StepF, kBurstBacklog)
-WORKSHOP_CHILD_TESTS(step_f, StepF, true, "")
+WORKSHOP_CHILD_TESTS(step_f, StepF, 2, true, "")
 WORKSHOP_HANDLER_TESTS(step_f, StepF)
 WORKSHOP_RESTART_TESTS(step_f, StepF)
 

@@ -8,7 +8,7 @@ namespace step_g {
 using support::Fd;
 
 WORKSHOP_COMMON_SERVER_TESTS(step_g, StepG, kBurstBacklog)
-WORKSHOP_CHILD_TESTS(step_g, StepG, true, "")
+WORKSHOP_CHILD_TESTS(step_g, StepG, 2, true, "")
 WORKSHOP_HANDLER_TESTS(step_g, StepG)
 WORKSHOP_RESTART_TESTS(step_g, StepG)
 

@@ -487,9 +487,11 @@ std::string stdout_of(Call call)
 // loopback, a port the kernel chooses, and no pause after answering in the
 // steps that have one.
 template <typename Options, typename = void>
-struct HasSleep : std::false_type {};
+struct HasSleep : std::false_type {
+};
 template <typename Options>
-struct HasSleep<Options, std::void_t<decltype(Options::sleep_seconds)>> : std::true_type {};
+struct HasSleep<Options, std::void_t<decltype(Options::sleep_seconds)>> : std::true_type {
+};
 
 template <typename Options, typename Parse>
 Options options_for_test(Parse parse_options)
@@ -626,12 +628,21 @@ class ServerProcess {
             ADD_FAILURE() << "the server's first line was " << ::testing::PrintToString(line) << "; stderr "
                           << ::testing::PrintToString(read_all(err_.get(), 100));
     }
-    ~ServerProcess() { stop(); }
+    ~ServerProcess()
+    {
+        stop();
+    }
     ServerProcess(const ServerProcess &) = delete;
     ServerProcess &operator=(const ServerProcess &) = delete;
 
-    pid_t pid() const { return pid_; }
-    int port() const { return port_; }
+    pid_t pid() const
+    {
+        return pid_;
+    }
+    int port() const
+    {
+        return port_;
+    }
 
     // Everything printed on stdout so far (from the first line on), waiting
     // up to wait_ms for more.
@@ -656,7 +667,10 @@ class ServerProcess {
         }
         return status_ != -1;
     }
-    int exit_status() const { return status_; }
+    int exit_status() const
+    {
+        return status_;
+    }
 
     void stop()
     {
