@@ -10,6 +10,8 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -22,6 +24,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -203,7 +208,10 @@ class SigchldRestored : public ::testing::Test {
     }
 };
 
-// Build an argv for a step's parse_options().
+// Build an argv for a step's parse_options(), and make getopt_long() start
+// afresh: it keeps its place between calls in optind (and glibc in hidden
+// state too), and optind = 0 resets both. Without it, a second parse in the
+// same process would see no options at all.
 class Argv {
   public:
     Argv(std::initializer_list<const char *> args) : strings_(args.begin(), args.end())
@@ -211,6 +219,7 @@ class Argv {
         for (auto &s : strings_)
             pointers_.push_back(s.data());
         pointers_.push_back(nullptr);
+        optind = 0;
     }
     int argc() const { return static_cast<int>(strings_.size()); }
     char **argv() { return pointers_.data(); }
