@@ -304,7 +304,7 @@ inline void expect_child_answers_and_exits(support::ServerProcess &server, int r
     std::size_t parent_lines = 0;
     for (std::size_t at = out.find(parent_line); at != std::string::npos; at = out.find(parent_line, at + 1))
         ++parent_lines;
-    EXPECT_EQ(parent_lines, 1u) << "the server's \"" << parent_line.substr(0, parent_line.size() - 1) << "\" line "
+    EXPECT_EQ(parent_lines, 1U) << "the server's \"" << parent_line.substr(0, parent_line.size() - 1) << "\" line "
                                 << "was printed " << parent_lines
                                 << " times by the time a child had answered: stdout is "
                                    "a pipe, so stdio keeps what printf() wrote in a buffer; flush it before fork() (a "
@@ -332,7 +332,7 @@ inline void expect_child_answers_and_exits(support::ServerProcess &server, int r
 inline void expect_child_closes_the_listener(support::ServerProcess &server)
 {
     std::vector<std::string> listener = support::sockets_of(server.pid());
-    ASSERT_EQ(listener.size(), 1u) << "the server should hold its listening socket and nothing else yet";
+    ASSERT_EQ(listener.size(), 1U) << "the server should hold its listening socket and nothing else yet";
     support::Fd client = support::connect_to(server.port());
     ASSERT_NE(client.get(), -1);
     pid_t child = -1;

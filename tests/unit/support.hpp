@@ -311,6 +311,22 @@ inline pthread_t start_thread_without_sigchld(void *(*run)(void *), void *argume
     return thread;
 }
 
+// One byte through a pipe, as a signal between threads. A lost byte shows up
+// as a timeout where it is awaited.
+inline void send_byte(int fd)
+{
+    char byte = 'x';
+    if (write(fd, &byte, 1) == -1) {
+        // Nothing to do: the reader's timeout reports it.
+    }
+}
+
+inline bool receive_byte(int fd)
+{
+    char byte;
+    return read(fd, &byte, 1) == 1;
+}
+
 // Connect to port after delay_ms, unless destroyed first: the way out of an
 // accept() that should have been interrupted (or should have had a client by
 // then) and was not. fired() tells whether it had to.
@@ -326,9 +342,7 @@ class ConnectUnlessDoneWithin {
     }
     ~ConnectUnlessDoneWithin()
     {
-        char byte = 'x';
-        ssize_t ignored = write(done_[1], &byte, 1);
-        (void)ignored;
+        send_byte(done_[1]);
         pthread_join(thread_, nullptr);
         close(done_[0]);
         close(done_[1]);
@@ -404,10 +418,8 @@ inline constexpr const char *kSaRestartHint =
     auto holder = [](void *) -> void * {
         flockfile(stdout);
         flockfile(stderr);
-        char byte = 'x';
-        ssize_t ignored = write(locked[1], &byte, 1);
-        ignored = read(release[0], &byte, 1);
-        (void)ignored;
+        send_byte(locked[1]);
+        receive_byte(release[0]);
         funlockfile(stderr);
         funlockfile(stdout);
         return nullptr;
@@ -418,24 +430,23 @@ inline constexpr const char *kSaRestartHint =
                 "the SIGCHLD handler did not return while another thread held stdout's lock: it uses stdio "
                 "(printf, puts, fflush, std::cout...), which is not async-signal-safe; a handler may only call "
                 "async-signal-safe functions: format the line by hand and write() it (pitfall 15)\n";
-            ssize_t ignored = write(STDERR_FILENO, message, sizeof message - 1);
-            (void)ignored;
+            if (write(STDERR_FILENO, message, sizeof message - 1) == -1) {
+                // Nothing more to say: the exit status tells it.
+            }
             _exit(3);
         }
         return nullptr;
     };
     pthread_t holder_thread = start_thread_without_sigchld(holder, nullptr);
-    char byte;
-    if (read(locked[0], &byte, 1) != 1)
+    if (!receive_byte(locked[0]))
         _exit(2);
     pthread_t watchdog_thread = start_thread_without_sigchld(watchdog, nullptr);
 
     // The pending SIGCHLD is delivered to this thread as this call returns.
     pthread_sigmask(SIG_UNBLOCK, &sigchld, nullptr);
 
-    ssize_t ignored = write(handled[1], &byte, 1);
-    ignored = write(release[1], &byte, 1);
-    (void)ignored;
+    send_byte(handled[1]);
+    send_byte(release[1]);
     pthread_join(watchdog_thread, nullptr);
     pthread_join(holder_thread, nullptr);
     if (waitpid(child, nullptr, WNOHANG) != -1 || errno != ECHILD) {
@@ -592,9 +603,9 @@ class ServerProcess {
         // this process to be collected (rather than to PID 1).
         prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 #endif
-        int out[2];
-        int err[2];
-        if (pipe(out) == -1 || pipe(err) == -1) {
+        int out_pipe[2];
+        int err_pipe[2];
+        if (pipe(out_pipe) == -1 || pipe(err_pipe) == -1) {
             ADD_FAILURE() << "pipe: " << std::strerror(errno);
             return;
         }
@@ -606,21 +617,21 @@ class ServerProcess {
             prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 #endif
             alarm(30);
-            dup2(out[1], STDOUT_FILENO);
-            dup2(err[1], STDERR_FILENO);
-            close(out[0]);
-            close(out[1]);
-            close(err[0]);
-            close(err[1]);
+            dup2(out_pipe[1], STDOUT_FILENO);
+            dup2(err_pipe[1], STDERR_FILENO);
+            close(out_pipe[0]);
+            close(out_pipe[1]);
+            close(err_pipe[0]);
+            close(err_pipe[1]);
             // stdout is a pipe now: buffered fully, as for a real server under test.
             std::setvbuf(stdout, nullptr, _IOFBF, BUFSIZ);
             serve();
             _exit(99);  // Not reached: serve_forever() does not return.
         }
-        close(out[1]);
-        close(err[1]);
-        out_ = Fd(out[0]);
-        err_ = Fd(err[0]);
+        close(out_pipe[1]);
+        close(err_pipe[1]);
+        out_ = Fd(out_pipe[0]);
+        err_ = Fd(err_pipe[0]);
         if (pid_ == -1) {
             ADD_FAILURE() << "fork: " << std::strerror(errno);
             return;
@@ -633,7 +644,10 @@ class ServerProcess {
                read(out_.get(), &c, 1) == 1)
             line += c;
         out_text_ = line;
-        if (std::sscanf(line.c_str(), "Serving HTTP on port %d", &port_) != 1)
+        const std::string_view prefix = "Serving HTTP on port ";
+        if (line.compare(0, prefix.size(), prefix) == 0)
+            port_ = static_cast<int>(std::strtol(line.c_str() + prefix.size(), nullptr, 10));
+        if (port_ <= 0)
             ADD_FAILURE() << "the server's first line was " << ::testing::PrintToString(line) << "; stderr "
                           << ::testing::PrintToString(read_all(err_.get(), 100));
     }
