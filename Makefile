@@ -63,3 +63,17 @@ sanitize: deps
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-sanitize
+
+# ---------------------------------------------------------------------------
+# Learner mode: write each step yourself (tools/exercises.py, checks in tools/checks.py).
+#   make exercise STEP=e    create exercises/webserver3e.cpp from step d's server, say what to do
+#   make check STEP=e       build it, run step e's checks (SERVER=path checks any binary instead)
+#   make hint STEP=e        the next hint
+#   make watch STEP=e       re-check on every save
+SERVER ?=
+.PHONY: exercise check hint watch
+exercise hint watch:
+	@$(PYTHON) tools/exercises.py $@ $(STEP)
+check:
+	@$(MAKE) client >/dev/null
+	@$(PYTHON) tools/exercises.py check $(STEP) $(SERVER)
