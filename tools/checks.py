@@ -16,6 +16,7 @@ lesson is a failure message, and then it must be exactly that message.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -78,8 +79,11 @@ class Context:
             _TAKES_SLEEP[self.program] = "--sleep" in result.stdout
         return _TAKES_SLEEP[self.program]
 
-    def sleep_args(self, seconds: float = 0) -> list[str]:
-        """--sleep SECONDS for a server that sleeps after answering, nothing for one that does not."""
+    def sleep_args(self, seconds: float = 0.2) -> list[str]:
+        """--sleep SECONDS for a server that sleeps after answering, nothing for one that does not.
+        Not 0 by default: step e's server dies when a child exits while it waits in accept(), and
+        with --sleep 0 whether the parent is back in accept() by then is a race; 0.2 s makes its
+        death certain, so that a check's result does not depend on luck."""
         return ["--sleep", f"{seconds:g}"] if self.takes_sleep() else []
 
     def need_sleep(self, seconds: float) -> list[str]:
@@ -88,9 +92,17 @@ class Context:
                "Add the --sleep option: parse it like --port (strtod), default as the article.")
         return self.sleep_args(seconds)
 
-    def server(self, *args: str, nofile: int | None = None) -> harness.Server:
-        """Start the server; stop it (whole group) if it does not start."""
+    @contextlib.contextmanager
+    def server(self, *args: str, nofile: int | None = None):
+        """with ctx.server(...) as server: the server, started; at the end its
+        whole process group is killed and reaped, also when it did not start."""
         server = harness.Server(Path(self.program).name, *args, program=[self.program], nofile=nofile)
+        try:
+            yield self._start(server)
+        finally:
+            server.stop()
+
+    def _start(self, server: harness.Server) -> harness.Server:
         try:
             server.start()
         except harness.ServerDidNotStart:
@@ -106,7 +118,10 @@ class Context:
         return server
 
     def quiet_stderr(self, server: harness.Server, allowed: str | None = None) -> None:
-        """stderr is empty, or exactly the lesson's message."""
+        """stderr is empty, or exactly the lesson's message. Read once every
+        child has finished (the server's death, in step e, follows a child's
+        exit), so that the verdict does not depend on timing."""
+        server.settled_children(timeout=3)
         time.sleep(0.05)  # Let the reader thread catch up with a last line.
         text = server.err.text()
         lesson = LESSON_STDERR.get(self.step, "") if allowed is None else allowed
@@ -708,3 +723,32 @@ def matrix_text(results: dict[tuple[str, str, str], Outcome]) -> str:
             marks = " ".join("+" if results[(step, key, server)].passed else "." for server in STEP_LETTERS)
             lines.append(f"{step}    {key:<17} {marks}")
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# For the end-to-end tests: a check's verdict as an assertion.
+
+
+def describe(outcome: Outcome, program: str) -> str:
+    return (f"{outcome.check.title}\n  expected: {outcome.expected}\n  seen:     {outcome.seen}\n"
+            f"  by hand:  {outcome.reproduce(program)}\n  hint:     {outcome.hint}")
+
+
+def assert_passes(step: str, key: str, server_step: str) -> Outcome:
+    """Step `step`'s check `key` passes on step `server_step`'s reference server."""
+    program = str(harness.binary(server_step))
+    outcome = run(CHECK[key], program, step)
+    assert outcome.passed, f"step {step}'s check failed on webserver3{server_step}: " + describe(outcome, program)
+    return outcome
+
+
+def assert_fails(step: str, key: str, server_step: str, because: str) -> Outcome:
+    """Step `step`'s check `key` fails on step `server_step`'s reference, and for
+    the reason the lesson says: `because` (a regular expression) is found in
+    what the check saw."""
+    program = str(harness.binary(server_step))
+    outcome = run(CHECK[key], program, step)
+    assert not outcome.passed, f"step {step}'s check {key!r} passed on webserver3{server_step}"
+    assert re.search(because, outcome.seen), (f"step {step}'s check {key!r} failed on webserver3{server_step} "
+                                              f"for another reason than {because!r}: " + describe(outcome, program))
+    return outcome
