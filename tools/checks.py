@@ -67,10 +67,15 @@ def quote(text, limit: int = 160) -> str:
 _TAKES_SLEEP: dict[str, bool] = {}
 
 
+class NotChecked(Exception):
+    """The check cannot run here (a check of the source, with no source given)."""
+
+
 @dataclass
 class Context:
     program: str  # The server binary.
     step: str  # The step whose checks these are.
+    source: str | None = None  # Its C++ source, when known.
 
     def takes_sleep(self) -> bool:
         """Whether the server has a --sleep option (steps b, c and e do): its --help says."""
@@ -153,17 +158,20 @@ class Outcome:
     seen: str = ""
     hint: str = ""
     seconds: float = 0.0
+    skipped: str = ""  # Why the check could not run (it then counts as neither).
 
     def reproduce(self, program: str) -> str:
         return self.check.reproduce.format(server=program)
 
 
-def run(check: Check, program, step: str) -> Outcome:
+def run(check: Check, program, step: str, source=None) -> Outcome:
     """Run one check of `step` against `program`; never raises for a failed behaviour."""
     started = time.monotonic()
-    context = Context(str(program), step)
+    context = Context(str(program), step, None if source is None else str(source))
     try:
         check.run(context)
+    except NotChecked as reason:
+        return Outcome(check, True, skipped=str(reason))
     except Failed as failure:
         return Outcome(check, False, failure.expected, failure.seen, failure.hint or check.hint,
                        time.monotonic() - started)
@@ -194,13 +202,15 @@ def prints_request_escaped(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
         harness.http_get(server.port, timeout=5, until=harness.BODY, request=ESCAPE_REQUEST)
         line = server.out.wait_for(r"^GET /", 5)
-        expect(line is not None and server.out.wait_for(r"^Host: localhost$", 2),
-               "the request printed, line by line (GET ..., Host: localhost)",
+        expect(line is not None, "the request printed as received (GET ...)",
                f"stdout {quote(server.out.text())}",
                "Print the bytes that recv() returned, as they came (with write(), or printf and fflush).")
-        expect(line.string == ESCAPED_LINE and "\x1b" not in server.out.text(),
+        text = server.out.text()
+        expect(line.string == ESCAPED_LINE and "\x1b" not in text and "\r" not in text,
                f"control bytes shown escaped: {ESCAPED_LINE!r}", f"{quote(line.string)}",
                "A request is untrusted input: print it through escape_request(), never raw.")
+        expect(server.out.wait_for(r"^Host: localhost$", 2), "the request's next line printed: 'Host: localhost'",
+               f"stdout {quote(server.out.text())}", "Print the whole request, every line of it.")
         ctx.quiet_stderr(server)
 
 
@@ -580,6 +590,79 @@ def lives_under_low_open_files(ctx: Context) -> None:
         ctx.quiet_stderr(server)
 
 
+def keeps_accepting(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args()) as server:
+        with harness.connect(server.port) as holder:  # Its child waits in recv() meanwhile.
+            deadline = time.monotonic() + 2
+            while not server.children() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            first, _ = harness.http_get(server.port, timeout=3, until=harness.BODY)
+            expect(first.endswith(harness.BODY), "a request answered while another client is connected",
+                   quote(first))
+            server.out.wait_for(r"^Child \d+ terminated", 2)  # That child's SIGCHLD has come.
+            second, _ = harness.http_get(server.port, timeout=3, until=harness.BODY)
+            expect(second.endswith(harness.BODY),
+                   "after a child exits, the next request answered at once, while another child still runs",
+                   f"no answer within 3 s: {quote(second)}",
+                   "The handler is stuck: waitpid() without WNOHANG waits for the child that still runs, "
+                   "and the parent never returns to accept(). Use waitpid(-1, &status, WNOHANG) and stop "
+                   "the loop when it returns 0.")
+            holder.sendall(harness.REQUEST)
+            harness.receive(holder, 3, until=harness.BODY)
+        ctx.quiet_stderr(server)
+
+
+# What a signal handler may not call: stdio and iostreams (they take locks and
+# share buffers with the code the handler interrupted), and what allocates.
+UNSAFE_IN_HANDLER = re.compile(
+    r"\b(?:std::)?(printf|fprintf|vprintf|vfprintf|dprintf|puts|fputs|putchar|fputc|putc|fwrite|fflush|perror|"
+    r"cout|cerr|clog|to_string|string|ostringstream|malloc|free|exit)\b(?!\s*::)")
+
+
+def _without_comments_and_strings(source: str) -> str:
+    source = re.sub(r"/\*.*?\*/", " ", source, flags=re.DOTALL)
+    source = re.sub(r"//[^\n]*", "", source)
+    return re.sub(r'"(?:\\.|[^"\\\n])*"', '""', source)
+
+
+def _function_bodies(source: str) -> dict[str, str]:
+    """name -> body of every function defined at the top level of the file."""
+    bodies = {}
+    for match in re.finditer(r"^[^\s#/][^;{}()]*?\b(\w+)\s*\([^;{}]*\)\s*(?:noexcept\s*)?\{", source, re.MULTILINE):
+        depth, index = 1, match.end()
+        while depth and index < len(source):
+            depth += {"{": 1, "}": -1}.get(source[index], 0)
+            index += 1
+        bodies.setdefault(match.group(1), source[match.end():index - 1])
+    return bodies
+
+
+def handler_is_signal_safe(ctx: Context) -> None:
+    if ctx.source is None or not Path(ctx.source).exists():
+        raise NotChecked("reads the source: not given with SERVER=")
+    source = _without_comments_and_strings(Path(ctx.source).read_text())
+    handlers = set(re.findall(r"sa_handler\s*=\s*&?(\w+)", source))
+    handlers |= set(re.findall(r"\bsignal\s*\(\s*SIGCHLD\s*,\s*&?(\w+)", source))
+    handlers -= {"SIG_IGN", "SIG_DFL"}
+    expect(handlers, "a SIGCHLD handler (sigaction with sa_handler = your function)",
+           f"no handler found in {Path(ctx.source).name}", "Install the handler with sigaction().")
+    bodies = _function_bodies(source)
+    seen, todo, unsafe = set(), list(handlers), []
+    while todo:  # The handler, and every function of the file it calls.
+        name = todo.pop()
+        if name in seen or name not in bodies:
+            continue
+        seen.add(name)
+        body = bodies[name]
+        unsafe += [f"{m.group(1)} in {name}()" for m in UNSAFE_IN_HANDLER.finditer(body)]
+        todo += [callee for callee in re.findall(r"\b(\w+)\s*\(", body) if callee in bodies]
+    expect(not unsafe, "the SIGCHLD handler calls only async-signal-safe functions (write, waitpid, ...)",
+           f"it reaches {', '.join(sorted(set(unsafe)))}",
+           "A signal handler may call only async-signal-safe functions. printf and fflush are not: the "
+           "handler may interrupt a printf halfway and deadlock on stdout's lock or corrupt its buffer "
+           "(adding fflush only hides it). Format the line into a char array by hand and write(2) it.")
+
+
 # ---------------------------------------------------------------------------
 # The checks of each step.
 
@@ -651,6 +734,13 @@ CHECK = {
                         lives_under_low_open_files, "Close the parent's copy of each connection.",
                         f"(ulimit -n {OPEN_FILES}; exec {{server}} --port 8888) & sleep 0.3; "
                         "build/bin/client3 --port 8888 --max-clients 64; ls /proc/$!/fd | wc -l; kill $!"),
+    "keeps_accepting": Check("keeps_accepting", "the handler never blocks: the server accepts while a child runs",
+                             keeps_accepting, "waitpid with WNOHANG.",
+                             "{server} --port 8888 & sleep 0.3; (sleep 5 | nc localhost 8888 &); sleep 0.3; "
+                             f"{CURL}; {CURL}; kill $!"),
+    "handler_safe": Check("handler_safe", "the SIGCHLD handler uses only async-signal-safe calls (its source)",
+                          handler_is_signal_safe, "write(2), not printf, in the handler.",
+                          "grep -n -A25 'static void grim_reaper' {server}.cpp"),
 }
 
 STEP_CHECKS: dict[str, list[str]] = {
@@ -658,9 +748,9 @@ STEP_CHECKS: dict[str, list[str]] = {
     "b": ["answers", "escapes", "second_waits"],
     "c": ["answers", "escapes", "both_at_once", "child_pids", "lines_once", "child_exits", "parent_closes"],
     "d": ["escapes", "curl_hangs", "zombies", "emfile", "lines_once", "child_exits"],
-    "e": ["curl_ends", "reports_child", "eintr", "escapes", "lines_once", "child_exits", "parent_closes"],
-    "f": ["curl_ends", "survives", "burst_zombies", "escapes", "lines_once", "child_exits", "parent_closes"],
-    "g": ["curl_ends", "survives", "no_zombies", "low_nofile", "escapes", "lines_once", "child_exits",
+    "e": ["curl_ends", "reports_child", "eintr", "handler_safe", "escapes", "lines_once", "child_exits", "parent_closes"],
+    "f": ["curl_ends", "survives", "burst_zombies", "handler_safe", "escapes", "lines_once", "child_exits", "parent_closes"],
+    "g": ["curl_ends", "survives", "no_zombies", "keeps_accepting", "handler_safe", "low_nofile", "escapes", "lines_once", "child_exits",
           "parent_closes"],
 }
 
@@ -669,10 +759,13 @@ def checks_of(step: str) -> list[Check]:
     return [CHECK[key] for key in STEP_CHECKS[step]]
 
 
-def run_step(step: str, program, on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+def run_step(step: str, program, on_outcome: Callable[[Outcome], None] | None = None,
+             source=None, keys: list[str] | None = None) -> list[Outcome]:
     outcomes = []
     for check in checks_of(step):
-        outcome = run(check, program, step)
+        if keys is not None and check.key not in keys:
+            continue
+        outcome = run(check, program, step, source)
         outcomes.append(outcome)
         if on_outcome:
             on_outcome(outcome)
@@ -689,6 +782,10 @@ def _signature(key: str, step: str) -> tuple:
     return (key, LESSON_STDERR.get(step), step if key == "lines_once" else None)
 
 
+def reference_source(letter: str) -> Path:
+    return harness.REPO / harness.STEPS[letter] / f"webserver3{letter}.cpp"
+
+
 def matrix(program_of: Callable[[str], str], jobs: int = 3) -> dict[tuple[str, str, str], Outcome]:
     """{(check step, check key, server step): outcome} for every step's checks
     against every step's server (program_of(letter) is its binary). Each
@@ -701,7 +798,7 @@ def matrix(program_of: Callable[[str], str], jobs: int = 3) -> dict[tuple[str, s
             for server in STEP_LETTERS:
                 runs.setdefault((_signature(key, step), server), (key, step, server))
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {sig: pool.submit(run, CHECK[key], program_of(server), step)
+        futures = {sig: pool.submit(run, CHECK[key], program_of(server), step, reference_source(server))
                    for sig, (key, step, server) in runs.items()}
         done = {sig: future.result() for sig, future in futures.items()}
     return {(step, key, server): done[(_signature(key, step), server)]
@@ -737,8 +834,8 @@ def describe(outcome: Outcome, program: str) -> str:
 def assert_passes(step: str, key: str, server_step: str) -> Outcome:
     """Step `step`'s check `key` passes on step `server_step`'s reference server."""
     program = str(harness.binary(server_step))
-    outcome = run(CHECK[key], program, step)
-    assert outcome.passed, f"step {step}'s check failed on webserver3{server_step}: " + describe(outcome, program)
+    outcome = run(CHECK[key], program, step, reference_source(server_step))
+    assert outcome.passed and not outcome.skipped, f"step {step}'s check failed on webserver3{server_step}: " + describe(outcome, program)
     return outcome
 
 
@@ -747,7 +844,7 @@ def assert_fails(step: str, key: str, server_step: str, because: str) -> Outcome
     the reason the lesson says: `because` (a regular expression) is found in
     what the check saw."""
     program = str(harness.binary(server_step))
-    outcome = run(CHECK[key], program, step)
+    outcome = run(CHECK[key], program, step, reference_source(server_step))
     assert not outcome.passed, f"step {step}'s check {key!r} passed on webserver3{server_step}"
     assert re.search(because, outcome.seen), (f"step {step}'s check {key!r} failed on webserver3{server_step} "
                                               f"for another reason than {because!r}: " + describe(outcome, program))
