@@ -65,11 +65,12 @@ CATALOGUE = [
     WrongSolution(
         "request_printed_raw", "d",
         "step d prints the request raw, without escape_request()",
-        r"escape_request\((std::string_view\(request, static_cast<std::size_t>\(n\)\))\)", r"std::string(\1)",
+        r"escape_request\((std::string_view\(request, static_cast<std::size_t>\(n\)\)), end\)", r"put(end, \1)",
         1, "escapes", r"escape_request\(\)"),
     WrongSolution(
         "no_fflush_before_fork", "g",
         "step g does not flush stdout after the parent's PID line nor before fork()",
-        r"^\s*std::fflush\(stdout\);\n", r"",
-        3, "lines_once", r"fflush\(stdout\)", which=(1, 2)),
+        # The flush after the parent's PID line, and the one just before fork().
+        r"^\s*std::fflush\(stdout\);\n(?=\s*(?:install_grim_reaper\(\);|pid_t pid = fork\(\);))", r"",
+        2, "lines_once", r"fflush\(stdout\)"),
 ]

@@ -44,20 +44,20 @@ TASKS = {
                "connection, and handle a request (recv, print it escaped, send the response). Check "
                "every call against -1.",
         hints=["Follow the article's order: socket(AF_INET, SOCK_STREAM), setsockopt SO_REUSEADDR, bind to "
-               "a sockaddr_in filled from options.host (inet_pton) and options.port (htons), listen with "
-               "REQUEST_QUEUE_SIZE.",
+               "a sockaddr_in filled from options.address (parse_options resolved --host) and options.port "
+               "(htons), listen with REQUEST_QUEUE_SIZE.",
                "With --port 0 the kernel picks the port: getsockname() on the bound socket tells which; print "
                "'Serving HTTP on port N ...' with that number, then fflush(stdout) (the checks read a pipe).",
-               "In handle_request: recv() up to 1024 bytes, write() escape_request(...) plus a newline to "
-               "STDOUT_FILENO, then send_all(client_connection, HTTP_RESPONSE). A failure there is warn(), "
-               "not fatal()."]),
+               "In handle_request: recv() up to 1024 bytes; escape_request() the bytes received into a "
+               "char array, put() a newline after them, write() the lot to STDOUT_FILENO; then "
+               "send_all(client_connection, HTTP_RESPONSE). A failure there is warn(), not fatal()."]),
     "b": dict(
         goal="Make the iterative server sleep after answering, to show that it serves one client at a "
              "time: a second client is accepted by the kernel (the backlog) but waits for the whole sleep.",
         change="Add a --sleep SECONDS option (fractions allowed, default 60), and after the connection is "
                "closed, pause that long before the next accept().",
-        hints=["The option parses like --port, with strtod() instead of strtol(); reject negatives and "
-               "garbage with bad_usage(). --help must list it.",
+        hints=["The option parses like --port (parse_number, with fractions allowed), in getopt_long's "
+               "table and switch; --help must list it.",
                "nanosleep() can sleep fractions; when a signal interrupts it, it writes the time left into "
                "its second argument: loop while it fails with EINTR.",
                "The pause goes in serve_forever's loop, after close(client_connection): while it sleeps "
@@ -148,7 +148,7 @@ def shown(path: Path) -> str:
 SKELETON_TODO = {
     "create_listen_socket": [
         "TODO(step a): create a TCP socket, let it reuse its address (SO_REUSEADDR), bind it to",
-        "options.host and options.port, and listen with a queue of REQUEST_QUEUE_SIZE. With --port 0",
+        "options.address and options.port, and listen with a queue of REQUEST_QUEUE_SIZE. With --port 0",
         "the kernel chooses the port: ask it which (getsockname). Then print",
         "\"Serving HTTP on port N ...\", flush stdout, and return the socket. Check every call",
         "against -1 and report a failure with fatal(\"call\").",
@@ -157,9 +157,10 @@ SKELETON_TODO = {
         "TODO(step a): wait for the next connection and return its descriptor; a failure is fatal.",
     ],
     "handle_request": [
-        "TODO(step a): read the request (up to 1024 bytes), print it through escape_request() with one",
-        "write() to standard output, and send HTTP_RESPONSE with send_all(). A failure here concerns",
-        "this client only: warn(\"call\") and return.",
+        "TODO(step a): read the request (up to 1024 bytes); print it with one write() to standard",
+        "output, escaped by escape_request() into a char array on the stack (4 bytes for each byte",
+        "of the request, then a newline, with put()); and send HTTP_RESPONSE with send_all(). A",
+        "failure here concerns this client only: warn(\"call\") and return.",
     ],
 }
 
