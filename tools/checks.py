@@ -133,7 +133,13 @@ class Context:
         if text in ("", lesson):
             return
         hint = "Every system call that fails prints 'call: reason'; find which call and why."
-        if "Bad file descriptor" in text:
+        if "accept: Interrupted system call" in text:
+            hint = ("accept() failed with EINTR: a child's exit ran the SIGCHLD handler while the parent "
+                    "waited in accept(). Nothing went wrong: call accept() again when errno is EINTR.")
+        elif "Too many open files" in text:
+            hint = ("The server ran out of descriptors: the parent must close its copy of each connection "
+                    "after fork().")
+        elif "Bad file descriptor" in text:
             hint = ("A descriptor was closed twice or used after close. A child that does not end with "
                     "_exit() after its work runs on into the parent's code and closes the parent's "
                     "descriptors again.")
@@ -690,7 +696,7 @@ CHECK = {
     "child_exits": Check("child_exits", "the child closes its copy of the listener, answers, and exits",
                          child_closes_listener_and_exits,
                          "In the child: close(listen_socket), answer, close(client_connection), _exit().",
-                         "{server} --port 8888 & sleep 0.3; (sleep 3 | nc localhost 8888 &); sleep 0.5; "
+                         "{server} --port 8888 & sleep 0.3; (sleep 3 | curl -s telnet://localhost:8888 &); sleep 0.5; "
                          "ls -l /proc/$(pgrep -n -P $!)/fd; kill $!"),
     "parent_closes": Check("parent_closes", "the parent closes its copy of each connection",
                            parent_closes_its_copy, "close(client_connection) in the parent, after fork().",
@@ -736,7 +742,7 @@ CHECK = {
                         "build/bin/client3 --port 8888 --max-clients 64; ls /proc/$!/fd | wc -l; kill $!"),
     "keeps_accepting": Check("keeps_accepting", "the handler never blocks: the server accepts while a child runs",
                              keeps_accepting, "waitpid with WNOHANG.",
-                             "{server} --port 8888 & sleep 0.3; (sleep 5 | nc localhost 8888 &); sleep 0.3; "
+                             "{server} --port 8888 & sleep 0.3; (sleep 5 | curl -s telnet://localhost:8888 &); sleep 0.3; "
                              f"{CURL}; {CURL}; kill $!"),
     "handler_safe": Check("handler_safe", "the SIGCHLD handler uses only async-signal-safe calls (its source)",
                           handler_is_signal_safe, "write(2), not printf, in the handler.",
