@@ -13,6 +13,9 @@ COMMITTED = Path(__file__).resolve().parents[1] / "check-matrix.txt"
 
 def test_the_matrix_is_as_committed():
     results = checks.matrix(lambda letter: str(harness.binary(letter)), jobs=6)
+    slow = {f"step {step} {key} on webserver3{server}": round(o.seconds, 1)
+            for (step, key, server), o in results.items() if o.seconds >= 15}
+    assert not slow, f"each check must complete in under 15 s: {slow}"
     text = checks.matrix_text(results)
     if text != COMMITTED.read_text():
         changed = []
