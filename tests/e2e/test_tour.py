@@ -5,7 +5,9 @@ kill -9 on a zombie; the process limit set with `ulimit -u` and its number
 explained; a presenter's pause; a one-line build."""
 
 import os
+import pty
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -209,6 +211,37 @@ def test_pause_at_end_of_input_goes_on_and_no_pause_never_waits():
         quick.stdout.close()
         quick.stderr.close()
     assert "Press Enter" not in out.text()
+
+
+def test_on_a_terminal_the_evidence_is_bold_never_dim_and_the_explanations_plain():
+    main, terminal = pty.openpty()
+    env = {key: value for key, value in os.environ.items() if key != "NO_COLOR"}
+    tour = subprocess.Popen([*TOUR, "a"], stdin=subprocess.DEVNULL, stdout=terminal, stderr=subprocess.PIPE,
+                            process_group=0, env={**env, "TERM": "xterm"})
+    os.close(terminal)
+    screen = b""
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and select.select([main], [], [], 1)[0]:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the tour has closed the terminal.
+                break
+            if not chunk:
+                break
+            screen += chunk
+        assert tour.wait(30) == 0, tour.stderr.read().decode()
+    finally:
+        end(tour)
+        tour.stderr.close()
+        os.close(main)
+    lines = screen.decode().splitlines()
+    bold = "\033[1m"
+    assert "\033[2m" not in screen.decode() and "\033[2;" not in screen.decode(), "dim text on the screen"
+    for evidence in ["Serving HTTP on port", "Hello, World!", "(curl took"]:
+        assert any(evidence in line and line.startswith(bold) for line in lines), f"{evidence!r} is not bold"
+    explanations = [line for line in lines if "→ " in line]
+    assert explanations and all("\033[" not in line for line in explanations), explanations
 
 
 def test_an_unknown_step():
