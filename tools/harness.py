@@ -214,9 +214,6 @@ def tasks_of_user(uid: int) -> int:
     return count
 
 
-_reserved_uids: dict[int, socket.socket] = {}
-
-
 def steady_tasks_of_user(uid: int, timeout: float = 3.0) -> int:
     """tasks_of_user(uid), once it has stayed the same for a moment: that
     user's other programs (another tour's burst of clients, say) come and go,
@@ -230,6 +227,9 @@ def steady_tasks_of_user(uid: int, timeout: float = 3.0) -> int:
             break
         last = now
     return last
+
+
+_reserved_uids: dict[int, socket.socket] = {}
 
 
 def scratch_identity() -> tuple[int, int]:
