@@ -22,9 +22,10 @@ TOUR = [sys.executable, str(harness.REPO / "tools" / "tour.py")]
 MAKE_TOUR = ["make", "-s", "-C", str(harness.REPO), "tour", f"BUILD={harness.BIN.parent}"]
 
 
-def end(proc: subprocess.Popen) -> None:
+def end(proc: subprocess.Popen, others: tuple[int, ...] = ()) -> None:
     """Stop a tour that is still running as Ctrl-C would (it stops its
-    servers), then by force; collect any server it left behind."""
+    servers), then by force; collect any server it left behind (any other
+    child of this process but the `others`, tours still running)."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -34,7 +35,8 @@ def end(proc: subprocess.Popen) -> None:
             proc.wait()
     harness.reap_group(proc.pid)
     for orphan in harness.children_of(os.getpid()):  # Each server has a process group of its own.
-        harness.reap_group(orphan.pid)
+        if orphan.pid not in others:
+            harness.reap_group(orphan.pid)
 
 
 def run_together(commands: list[list[str]], timeout: float) -> list[harness.Result]:
@@ -42,15 +44,16 @@ def run_together(commands: list[list[str]], timeout: float) -> list[harness.Resu
     started = time.monotonic()
     procs = [harness.run_in_background(argv) for argv in commands]
     results = []
+    others = tuple(proc.pid for proc in procs)
     for argv, proc in zip(commands, procs):
         try:
             stdout, stderr = proc.communicate(timeout=max(1.0, timeout - (time.monotonic() - started)))
             returncode = proc.returncode
         except subprocess.TimeoutExpired:
-            end(proc)
+            end(proc, others)
             stdout, stderr = proc.communicate()
             returncode = None
-        end(proc)
+        end(proc, others)
         results.append(harness.Result(argv, returncode, stdout.decode("utf-8", "backslashreplace"),
                                       stderr.decode("utf-8", "backslashreplace"), time.monotonic() - started))
     return results
