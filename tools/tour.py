@@ -552,8 +552,8 @@ class Tour:
             output(str(deliveries))
             command(f"grep -vE '^{server.pid} ' {server.trace_file} | grep -c '+++ exited'   # children that exited")
             output(str(exited))
-            output(f"({exited} children exited: 128 from the burst and {curls} from curl; the server received {deliveries} "
-                   f"SIGCHLD; {exited} - {deliveries} = {exited - deliveries}, the zombies ps shows: "
+            output(f"({exited} children exited: 128 from the burst and {curls} from curl; the server received "
+                   f"{deliveries} SIGCHLD; {exited} - {deliveries} = {exited - deliveries}, the zombies ps shows: "
                    f"{len(zombies)})")
             self.expect("f: strace counts fewer SIGCHLD deliveries than children exited, one per zombie short",
                         deliveries < exited and exited - deliveries == len(zombies))
