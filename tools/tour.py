@@ -405,7 +405,8 @@ class Tour:
         self.expect("d: the server dies with fork: Resource temporarily unavailable", self._process_limit())
 
     MARGIN = 10  # Processes the server's user may add under the limit.
-    ATTEMPTS = 3
+    ATTEMPTS = 3  # For f's single request.
+    LIMIT_ATTEMPTS = 5  # For the process limit, as an ordinary user.
 
     def _process_limit(self) -> bool:
         """Zombies count against the process limit, until fork() fails.
@@ -416,11 +417,12 @@ class Tour:
         still, the server is then given connections until it dies, and if
         other processes came or went so much that it died too early or not at
         all, the lesson is shown again."""
-        for attempt in range(self.ATTEMPTS):
+        for attempt in range(self.LIMIT_ATTEMPTS):
             if attempt:
                 say()
                 note("other programs of this user started or ended processes meanwhile, so the limit was "
-                     "off: once more")
+                     "off: once more, in a moment")
+                time.sleep(1)  # Let a burst of theirs pass.
             shown = self._process_limit_attempt()
             if shown is not None:
                 return shown
