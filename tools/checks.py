@@ -792,23 +792,24 @@ def reference_source(letter: str) -> Path:
     return harness.REPO / harness.STEPS[letter] / f"webserver3{letter}.cpp"
 
 
-def matrix(program_of: Callable[[str], str], jobs: int = 3) -> dict[tuple[str, str, str], Outcome]:
+def matrix(program_of: Callable[[str], str], jobs: int = 3,
+           servers: str = STEP_LETTERS) -> dict[tuple[str, str, str], Outcome]:
     """{(check step, check key, server step): outcome} for every step's checks
-    against every step's server (program_of(letter) is its binary). Each
-    distinct run happens once, `jobs` at a time."""
+    against every step's server in `servers` (program_of(letter) is its
+    binary). Each distinct run happens once, `jobs` at a time."""
     from concurrent.futures import ThreadPoolExecutor
 
     runs = {}
     for step in STEP_LETTERS:
         for key in STEP_CHECKS[step]:
-            for server in STEP_LETTERS:
+            for server in servers:
                 runs.setdefault((_signature(key, step), server), (key, step, server))
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {sig: pool.submit(run, CHECK[key], program_of(server), step, reference_source(server))
                    for sig, (key, step, server) in runs.items()}
         done = {sig: future.result() for sig, future in futures.items()}
     return {(step, key, server): done[(_signature(key, step), server)]
-            for step in STEP_LETTERS for key in STEP_CHECKS[step] for server in STEP_LETTERS}
+            for step in STEP_LETTERS for key in STEP_CHECKS[step] for server in servers}
 
 
 def matrix_text(results: dict[tuple[str, str, str], Outcome]) -> str:
@@ -855,3 +856,8 @@ def assert_fails(step: str, key: str, server_step: str, because: str) -> Outcome
     assert re.search(because, outcome.seen), (f"step {step}'s check {key!r} failed on webserver3{server_step} "
                                               f"for another reason than {because!r}: " + describe(outcome, program))
     return outcome
+
+
+def lesson_failures(step: str) -> list[str]:
+    """The checks of a step whose behaviour is the failure the step shows."""
+    return [key for key in STEP_CHECKS[step] if CHECK[key].lesson_failure]

@@ -7,8 +7,8 @@ import checks
 import pytest
 
 
-@pytest.mark.parametrize("key", checks.STEP_CHECKS["b"])
-def test_b_checks_pass_on_step_b(key):
+@pytest.mark.parametrize("key", checks.lesson_failures("b"))
+def test_b_lesson_failure_shows_on_step_b(key):
     checks.assert_passes("b", key, "b")
 
 

@@ -8,8 +8,8 @@ import checks
 import pytest
 
 
-@pytest.mark.parametrize("key", checks.STEP_CHECKS["d"])
-def test_d_checks_pass_on_step_d(key):
+@pytest.mark.parametrize("key", checks.lesson_failures("d"))
+def test_d_lesson_failure_shows_on_step_d(key):
     checks.assert_passes("d", key, "d")
 
 

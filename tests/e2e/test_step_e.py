@@ -6,8 +6,8 @@ import checks
 import pytest
 
 
-@pytest.mark.parametrize("key", checks.STEP_CHECKS["e"])
-def test_e_checks_pass_on_step_e(key):
+@pytest.mark.parametrize("key", checks.lesson_failures("e"))
+def test_e_lesson_failure_shows_on_step_e(key):
     checks.assert_passes("e", key, "e")
 
 

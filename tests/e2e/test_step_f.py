@@ -8,8 +8,8 @@ import checks
 import pytest
 
 
-@pytest.mark.parametrize("key", checks.STEP_CHECKS["f"])
-def test_f_checks_pass_on_step_f(key):
+@pytest.mark.parametrize("key", checks.lesson_failures("f"))
+def test_f_lesson_failure_shows_on_step_f(key):
     checks.assert_passes("f", key, "f")
 
 
