@@ -746,7 +746,8 @@ CHECK = {
                              f"{CURL}; {CURL}; kill $!"),
     "handler_safe": Check("handler_safe", "the SIGCHLD handler uses only async-signal-safe calls (its source)",
                           handler_is_signal_safe, "write(2), not printf, in the handler.",
-                          "grep -n -A25 'static void grim_reaper' {server}.cpp"),
+                          "grep -n -A25 'static void grim_reaper' exercises/webserver3*.cpp "
+                          "(or the function your sa_handler names)"),
 }
 
 STEP_CHECKS: dict[str, list[str]] = {
