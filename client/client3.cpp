@@ -420,11 +420,16 @@ PortRange local_port_range()
 {
     PortRange range;
     if (std::FILE *file = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
-        long low, high;
-        if (std::fscanf(file, "%ld %ld", &low, &high) == 2 && low <= high) {
-            range.low = low;
-            range.high = high;
-            range.source = "/proc/sys/net/ipv4/ip_local_port_range";
+        char line[64];
+        if (std::fgets(line, sizeof line, file) != nullptr) {
+            char *end = nullptr;
+            long low = std::strtol(line, &end, 10);
+            long high = std::strtol(end, &end, 10);
+            if (0 < low && low <= high) {
+                range.low = low;
+                range.high = high;
+                range.source = "/proc/sys/net/ipv4/ip_local_port_range";
+            }
         }
         std::fclose(file);
     }
@@ -498,6 +503,35 @@ void wait_for_children(long forked)
     }
 }
 
+// Read the children's reports until every child has closed the pipe. Adds
+// each failure to `errors`, counts the children that reported, and returns
+// the connections made.
+long collect_reports(int report_fd, std::map<std::string, long> &errors, long &reports)
+{
+    long made = 0;
+    Report report;
+    for (;;) {
+        ssize_t n = read(report_fd, &report, sizeof report);
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            fatal("read");
+        }
+        if (n == 0)
+            return made;
+        if (n != static_cast<ssize_t>(sizeof report)) {
+            std::fprintf(stderr, "read: short report from a child (%zd bytes)\n", n);
+            std::exit(EXIT_FAILURE);
+        }
+        report.reason[sizeof report.reason - 1] = '\0';
+        made += report.made;
+        if (report.failed > 0)
+            errors[report.reason] += report.failed;
+        if (report.done)
+            ++reports;
+    }
+}
+
 }  // namespace
 
 int main(int argc, char *argv[])
@@ -532,33 +566,11 @@ int main(int argc, char *argv[])
         }
     }
 
-    // Read the children's reports until every child has closed the pipe
-    // (the parent closes its own write end first, or it would wait forever).
+    // The parent closes its own write end first, or it would wait forever.
     if (close(report_pipe[1]) == -1)
         fatal("close");
-    long made = 0;
     long reports = 0;
-    Report report;
-    for (;;) {
-        ssize_t n = read(report_pipe[0], &report, sizeof report);
-        if (n == -1) {
-            if (errno == EINTR)
-                continue;
-            fatal("read");
-        }
-        if (n == 0)
-            break;
-        if (n != static_cast<ssize_t>(sizeof report)) {
-            std::fprintf(stderr, "read: short report from a child (%zd bytes)\n", n);
-            std::exit(EXIT_FAILURE);
-        }
-        report.reason[sizeof report.reason - 1] = '\0';
-        made += report.made;
-        if (report.failed > 0)
-            errors[report.reason] += report.failed;
-        if (report.done)
-            ++reports;
-    }
+    const long made = collect_reports(report_pipe[0], errors, reports);
 
     wait_for_children(forked);
     // A child that died before it could report cost all of its connections.
