@@ -1,145 +1,41 @@
 // webserver3d.cpp: a concurrent server that does not close duplicate descriptors.
 //
-// Step d of the workshop, broken on purpose in two ways. The parent keeps its
-// copy of every client connection, so the connection stays open after the
-// child has answered and exited: curl never sees the end of the answer, and
-// the parent runs out of descriptors. And nobody wait()s for the children, so
-// each one stays behind as a zombie until the parent runs out of processes.
-//
-// Usage: webserver3d [--port N] [--host ADDR]
+// Step d of the workshop, broken on purpose twice. The parent keeps its copy
+// of every client connection: curl never sees the end of the answer, and the
+// parent runs out of descriptors. And nobody wait()s for the children: each
+// stays behind as a zombie, until the parent runs out of processes.
 
 #include <arpa/inet.h>
+#include <getopt.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/types.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <string_view>
 
 struct Options {
     const char *host = "127.0.0.1";  // The article binds all interfaces; see README.md.
+    in_addr address{};               // host, resolved by parse_options()
     int port = 8888;
 };
 
-// The size of the kernel's queue of connections that have finished the TCP
-// handshake but that the server has not accept()ed yet.
-static const int REQUEST_QUEUE_SIZE = 5;
-
-// A status line, a blank line and the body. There is no Content-Length header,
-// so a client knows that the body is complete only when the server closes the
-// connection.
-static const std::string_view HTTP_RESPONSE = "HTTP/1.1 200 OK\r\n\r\nHello, World!\n";
-
-// Report the system call that just failed as "call: reason" and exit, as
-// TLPI's errExit() does. (A forked child may call it too: exit() then flushes
-// the stdio buffers it inherited, which is harmless only because the parent
-// flushes stdout before every fork().)
-[[noreturn]] static void fatal(const char *call)
-{
-    std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
-    std::exit(EXIT_FAILURE);
-}
-
-// Report a failure that concerns one client only; the server carries on.
-static void warn(const char *call)
-{
-    std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
-}
-
-// A request is untrusted input: printed raw, its bytes could drive the
-// terminal (clear it, move the cursor, change its title). Keep printable ASCII
-// and line breaks; show every other byte, and the backslash, escaped.
-static std::string escape_request(std::string_view request)
-{
-    std::string shown;
-    for (std::size_t i = 0; i < request.size(); ++i) {
-        unsigned char c = static_cast<unsigned char>(request[i]);
-        if (c == '\r' && i + 1 < request.size() && request[i + 1] == '\n')
-            continue;  // HTTP ends lines with CRLF; print it as a plain line break.
-        if (c == '\\') {
-            shown += "\\\\";
-        } else if (c == '\n' || (c >= 0x20 && c < 0x7f)) {
-            shown += static_cast<char>(c);
-        } else {
-            char hex[5];
-            std::snprintf(hex, sizeof hex, "\\x%02x", c);
-            shown += hex;
-        }
-    }
-    return shown;
-}
-
-// send() may take fewer bytes than offered; keep going until all are sent.
-static ssize_t send_all(int fd, std::string_view data)
-{
-    std::size_t sent = 0;
-    while (sent < data.size()) {
-        ssize_t n = send(fd, data.data() + sent, data.size() - sent, 0);
-        if (n == -1)
-            return -1;
-        sent += static_cast<std::size_t>(n);
-    }
-    return static_cast<ssize_t>(sent);
-}
-
-static void handle_request(int client_connection)
-{
-    char request[1024];
-    ssize_t n = recv(client_connection, request, sizeof request, 0);
-    if (n == -1) {
-        warn("recv");
-        return;
-    }
-    if (n == 0)
-        return;  // The client closed the connection without sending anything.
-
-    // Print with one write(), not through stdio: the lines arrive together,
-    // there is no buffer left to flush, and (from step c on, where a child
-    // prints this) each fork costs less; make bench measures it.
-    std::string shown = "Child PID: " + std::to_string(getpid()) + ". Parent PID " + std::to_string(getppid()) + "\n";
-    shown += escape_request(std::string_view(request, static_cast<std::size_t>(n))) + "\n";
-    if (write(STDOUT_FILENO, shown.data(), shown.size()) == -1)
-        warn("write");
-
-    if (send_all(client_connection, HTTP_RESPONSE) == -1)
-        warn("send");
-}
-
-static int create_listen_socket(const Options &options)
-{
-    int listen_socket = socket(AF_INET, SOCK_STREAM, 0);
-    if (listen_socket == -1)
-        fatal("socket");
-
-    // Let a restarted server bind its port at once, even while connections
-    // of its previous run are still in TIME_WAIT.
-    int on = 1;
-    if (setsockopt(listen_socket, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == -1)
-        fatal("setsockopt");
-
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(options.port));
-    inet_pton(AF_INET, options.host, &address.sin_addr);  // Checked by parse_options().
-    if (bind(listen_socket, reinterpret_cast<sockaddr *>(&address), sizeof address) == -1)
-        fatal("bind");
-    if (listen(listen_socket, REQUEST_QUEUE_SIZE) == -1)
-        fatal("listen");
-
-    // With --port 0 the kernel chose the port; ask it which one.
-    socklen_t length = sizeof address;
-    if (getsockname(listen_socket, reinterpret_cast<sockaddr *>(&address), &length) == -1)
-        fatal("getsockname");
-    std::printf("Serving HTTP on port %d ...\n", ntohs(address.sin_port));
-    std::fflush(stdout);
-    return listen_socket;
-}
+// The lesson comes first, from here to handle_request(). The plumbing that it
+// calls (error reports, escaping, the listening socket, the command line) is
+// defined at the end of the file.
+static void handle_request(int client_connection);
+[[noreturn]] static void fatal(const char *call);
+static void warn(const char *call);
+static char *put(char *to, std::string_view text);
+static char *escape_request(std::string_view request, char *to);
+static ssize_t send_all(int fd, std::string_view data);
+static int create_listen_socket(const Options &options);
 
 static int accept_connection(int listen_socket)
 {
@@ -152,9 +48,9 @@ static int accept_connection(int listen_socket)
 [[noreturn]] static void serve_forever(const Options &options)
 {
     int listen_socket = create_listen_socket(options);
-    int held_connections = 0;
     std::printf("Parent PID (PPID): %ld\n\n", static_cast<long>(getpid()));
     std::fflush(stdout);
+    int held_connections = 0;
     for (;;) {
         int client_connection = accept_connection(listen_socket);
 
@@ -178,78 +74,221 @@ static int accept_connection(int listen_socket)
         }
 
         // The parent: fork() returned the child's PID. The mistake of this
-        // step: the parent keeps its copy of the connection. The kernel closes
-        // a connection only when its last descriptor is closed, so the client
-        // gets no end of file, and every connection costs the parent one more
-        // descriptor. Nor does the parent wait() for the child: the child
-        // becomes a zombie when it exits.
+        // step: the parent keeps its copy of the connection, and the kernel
+        // closes a connection only when its last descriptor is closed: no end
+        // of file for the client, one more descriptor held per connection.
+        // Nor does the parent wait() for the child: it becomes a zombie.
         ++held_connections;
         std::printf("Connections held open by the parent: %d\n", held_connections);
         std::fflush(stdout);
     }
 }
 
-// ---------------------------------------------------------------------------
-// The command line: --port N, --host ADDR, --help.
+// A status line, a blank line and the body. There is no Content-Length header,
+// so a client knows that the body is complete only when the server closes the
+// connection.
+static const std::string_view HTTP_RESPONSE = "HTTP/1.1 200 OK\r\n\r\nHello, World!\n";
 
+static void handle_request(int client_connection)
+{
+    char request[1024];
+    ssize_t n = recv(client_connection, request, sizeof request, 0);
+    if (n == -1) {
+        warn("recv");
+        return;
+    }
+    if (n == 0)
+        return;  // The client closed the connection without sending anything.
+
+    // Print with one write() from a buffer on the stack, not through stdio
+    // nor the heap: the lines arrive together, nothing is left to flush, and
+    // (from step c on, where a child prints this) the child writes fewer
+    // pages that fork() left shared with the parent; make bench measures it.
+    char shown[64 + 4 * sizeof request + 1];
+    char *end = shown;
+    end = put(end, "Child PID: ");
+    end = std::to_chars(end, shown + sizeof shown, getpid()).ptr;
+    end = put(end, ". Parent PID ");
+    end = std::to_chars(end, shown + sizeof shown, getppid()).ptr;
+    end = put(end, "\n");
+    end = escape_request(std::string_view(request, static_cast<std::size_t>(n)), end);
+    end = put(end, "\n");
+    if (write(STDOUT_FILENO, shown, static_cast<std::size_t>(end - shown)) == -1)
+        warn("write");
+
+    if (send_all(client_connection, HTTP_RESPONSE) == -1)
+        warn("send");
+}
+
+// ---------------------------------------------------------------------------
+// The plumbing.
+
+// Report the system call that just failed as "call: reason" and exit, as
+// TLPI's errExit() does. (In a child, exit() flushes the stdio buffers it
+// inherited: harmless, because the parent flushes stdout before fork().)
+[[noreturn]] static void fatal(const char *call)
+{
+    std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
+    std::exit(EXIT_FAILURE);
+}
+
+// Report a failure that concerns one client only; the server carries on.
+static void warn(const char *call)
+{
+    std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
+}
+
+// Copy text to `to` and return the end of the copy.
+static char *put(char *to, std::string_view text)
+{
+    return to + text.copy(to, text.size());
+}
+
+// A request is untrusted input: printed raw, its bytes could drive the
+// terminal (clear it, move the cursor, change its title). Keep printable ASCII
+// and line breaks; show every other byte, and the backslash, escaped. Write
+// the result to `to`, at most 4 bytes for each byte of the request, and
+// return its end.
+static char *escape_request(std::string_view request, char *to)
+{
+    static const char hex_digits[] = "0123456789abcdef";
+    for (std::size_t i = 0; i < request.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(request[i]);
+        if (c == '\r' && i + 1 < request.size() && request[i + 1] == '\n')
+            continue;  // HTTP ends lines with CRLF; print it as a plain line break.
+        if (c == '\\') {
+            to = put(to, "\\\\");
+        } else if (c == '\n' || (c >= 0x20 && c < 0x7f)) {
+            *to++ = static_cast<char>(c);
+        } else {
+            const char hex[] = {'\\', 'x', hex_digits[c >> 4], hex_digits[c & 0xf]};
+            to = put(to, std::string_view(hex, sizeof hex));
+        }
+    }
+    return to;
+}
+
+// send() may take fewer bytes than offered; keep going until all are sent.
+static ssize_t send_all(int fd, std::string_view data)
+{
+    std::size_t sent = 0;
+    while (sent < data.size()) {
+        ssize_t n = send(fd, data.data() + sent, data.size() - sent, 0);
+        if (n == -1)
+            return -1;
+        sent += static_cast<std::size_t>(n);
+    }
+    return static_cast<ssize_t>(sent);
+}
+
+// The size of the kernel's queue of connections that have finished the TCP
+// handshake but that the server has not accept()ed yet.
+static const int REQUEST_QUEUE_SIZE = 5;
+
+static int create_listen_socket(const Options &options)
+{
+    int listen_socket = socket(AF_INET, SOCK_STREAM, 0);
+    if (listen_socket == -1)
+        fatal("socket");
+
+    // Let a restarted server bind its port at once, even while connections
+    // of its previous run are still in TIME_WAIT.
+    int on = 1;
+    if (setsockopt(listen_socket, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == -1)
+        fatal("setsockopt");
+
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(options.port));
+    address.sin_addr = options.address;
+    if (bind(listen_socket, reinterpret_cast<sockaddr *>(&address), sizeof address) == -1)
+        fatal("bind");
+    if (listen(listen_socket, REQUEST_QUEUE_SIZE) == -1)
+        fatal("listen");
+
+    // With --port 0 the kernel chose the port; ask it which one.
+    socklen_t length = sizeof address;
+    if (getsockname(listen_socket, reinterpret_cast<sockaddr *>(&address), &length) == -1)
+        fatal("getsockname");
+    std::printf("Serving HTTP on port %d ...\n", ntohs(address.sin_port));
+    std::fflush(stdout);
+    return listen_socket;
+}
+
+// The command line, read by getopt_long() as Unix tools read theirs.
 static void usage(std::FILE *stream, const char *program)
 {
     std::fprintf(stream,
-                 "Usage: %s [--port N] [--host ADDR]\n"
+                 "Usage: %s [OPTION]...\n"
                  "  --port N         TCP port to listen on, 0 to let the kernel choose (default 8888)\n"
-                 "  --host ADDR      IPv4 address to bind (default 127.0.0.1; 0.0.0.0 for all interfaces)\n"
+                 "  --host ADDR      IPv4 address or host name to bind (default 127.0.0.1; 0.0.0.0 for all)\n"
                  "  --help           show this help\n",
                  program);
 }
 
-[[noreturn]] static void bad_usage(const char *program, const char *problem, std::string_view what)
+[[noreturn]] static void bad_usage(const char *program, const char *problem, const char *what)
 {
-    std::fprintf(stderr, "%s: %s: %.*s\n", program, problem, static_cast<int>(what.size()), what.data());
+    std::fprintf(stderr, "%s: %s: %s\n", program, problem, what);
     usage(stderr, program);
     std::exit(2);
 }
 
-static int parse_port(const char *program, const char *text)
+// An option's value: a number from 0 to max, a whole one unless fractions are
+// allowed; anything else is a usage error.
+static double parse_number(const char *program, const char *text, double max, bool fractions, const char *problem)
 {
     char *end;
     errno = 0;
-    long port = std::strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || port < 0 || port > 65535)
-        bad_usage(program, "invalid port", text);
-    return static_cast<int>(port);
+    double number = std::strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !(number >= 0 && number <= max) ||
+        (!fractions && number != static_cast<double>(static_cast<long>(number))))
+        bad_usage(program, problem, text);
+    return number;
 }
 
 static Options parse_options(int argc, char *argv[])
 {
     const char *program = argv[0];
+    const option long_options[] = {
+        {"port", required_argument, nullptr, 'p'},
+        {"host", required_argument, nullptr, 'H'},
+        {"help", no_argument, nullptr, 'h'},
+        {nullptr, 0, nullptr, 0},
+    };
     Options options;
-    for (int i = 1; i < argc; ++i) {
-        std::string_view arg = argv[i];
-        if (arg == "--help") {
+    // Long options only. The leading ':' keeps getopt_long() quiet, so that
+    // the messages are this program's own, and makes a missing value ':'.
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":", long_options, nullptr)) != -1) {
+        switch (opt) {
+        case 'p':
+            options.port = static_cast<int>(parse_number(program, optarg, 65535, false, "invalid port"));
+            break;
+        case 'H':
+            options.host = optarg;
+            break;
+        case 'h':
             usage(stdout, program);
             std::exit(EXIT_SUCCESS);
-        }
-        // Each other option takes a value, as "--port 8080" or "--port=8080".
-        std::string_view name = arg.substr(0, arg.find('='));
-        if (name != "--port" && name != "--host")
-            bad_usage(program, "unknown option", arg);
-        const char *value = nullptr;
-        if (name.size() < arg.size())
-            value = argv[i] + name.size() + 1;
-        else if (i + 1 < argc)
-            value = argv[++i];
-        else
-            bad_usage(program, "missing value for", name);
-
-        if (name == "--port") {
-            options.port = parse_port(program, value);
-        } else {
-            in_addr unused;
-            if (inet_pton(AF_INET, value, &unused) != 1)
-                bad_usage(program, "not an IPv4 address", value);
-            options.host = value;
+        case ':':
+            bad_usage(program, "missing value for", argv[optind - 1]);
+        default:  // '?': an option it does not know.
+            bad_usage(program, "unknown option", argv[optind - 1]);
         }
     }
+    if (optind < argc)
+        bad_usage(program, "unexpected argument", argv[optind]);
+
+    // The address to bind: numeric (127.0.0.1, 0.0.0.0) or a name (localhost).
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    addrinfo *found;
+    if (getaddrinfo(options.host, nullptr, &hints, &found) != 0)
+        bad_usage(program, "cannot resolve host", options.host);
+    options.address = reinterpret_cast<sockaddr_in *>(found->ai_addr)->sin_addr;
+    freeaddrinfo(found);
     return options;
 }
 

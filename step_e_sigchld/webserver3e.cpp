@@ -1,128 +1,55 @@
 // webserver3e.cpp: a concurrent server that reaps its children on SIGCHLD.
 //
-// Step e of the workshop. Duplicate descriptors are closed again, as in step
-// c, and a SIGCHLD handler calls wait() to collect each child that exits, so
-// that no zombie stays behind. But the handler runs while the parent is
-// blocked in accept(), and when it returns, accept() fails with EINTR
-// ("Interrupted system call"). This server treats that as fatal, and dies at
-// the first child's exit. Each child sleeps (3 seconds unless --sleep says
-// otherwise) after answering, so that the parent is surely back in accept().
-//
-// Usage: webserver3e [--port N] [--host ADDR] [--sleep SECONDS]
+// Step e of the workshop. Duplicate descriptors are closed again, and a
+// SIGCHLD handler wait()s for each child that exits, so no zombie stays
+// behind. But the handler runs while the parent is blocked in accept(), and
+// then accept() fails with EINTR ("Interrupted system call"): this server dies
+// at the first child's exit. Each child sleeps after answering (3 seconds
+// unless --sleep says otherwise), so that the parent is surely in accept().
 
 #include <arpa/inet.h>
+#include <getopt.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <string_view>
+#include <thread>
 
 struct Options {
     const char *host = "127.0.0.1";  // The article binds all interfaces; see README.md.
+    in_addr address{};               // host, resolved by parse_options()
     int port = 8888;
     double sleep_seconds = 3;
 };
 
-// The size of the kernel's queue of connections that have finished the TCP
-// handshake but that the server has not accept()ed yet.
-static const int REQUEST_QUEUE_SIZE = 5;
+// The lesson comes first, from here to handle_request(). The plumbing that it
+// calls (error reports, escaping, the listening socket, the command line) is
+// defined at the end of the file.
+static void handle_request(int client_connection);
+[[noreturn]] static void fatal(const char *call);
+static void warn(const char *call);
+static char *put(char *to, std::string_view text);
+static char *escape_request(std::string_view request, char *to);
+static ssize_t send_all(int fd, std::string_view data);
+static void report_child(pid_t pid, int status);
+static int create_listen_socket(const Options &options);
 
-// A status line, a blank line and the body. There is no Content-Length header,
-// so a client knows that the body is complete only when the server closes the
-// connection.
-static const std::string_view HTTP_RESPONSE = "HTTP/1.1 200 OK\r\n\r\nHello, World!\n";
-
-// Report the system call that just failed as "call: reason" and exit, as
-// TLPI's errExit() does. (A forked child may call it too: exit() then flushes
-// the stdio buffers it inherited, which is harmless only because the parent
-// flushes stdout before every fork().)
-[[noreturn]] static void fatal(const char *call)
+static int accept_connection(int listen_socket)
 {
-    std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
-    std::exit(EXIT_FAILURE);
-}
-
-// Report a failure that concerns one client only; the server carries on.
-static void warn(const char *call)
-{
-    std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
-}
-
-// A request is untrusted input: printed raw, its bytes could drive the
-// terminal (clear it, move the cursor, change its title). Keep printable ASCII
-// and line breaks; show every other byte, and the backslash, escaped.
-static std::string escape_request(std::string_view request)
-{
-    std::string shown;
-    for (std::size_t i = 0; i < request.size(); ++i) {
-        unsigned char c = static_cast<unsigned char>(request[i]);
-        if (c == '\r' && i + 1 < request.size() && request[i + 1] == '\n')
-            continue;  // HTTP ends lines with CRLF; print it as a plain line break.
-        if (c == '\\') {
-            shown += "\\\\";
-        } else if (c == '\n' || (c >= 0x20 && c < 0x7f)) {
-            shown += static_cast<char>(c);
-        } else {
-            char hex[5];
-            std::snprintf(hex, sizeof hex, "\\x%02x", c);
-            shown += hex;
-        }
-    }
-    return shown;
-}
-
-// send() may take fewer bytes than offered; keep going until all are sent.
-static ssize_t send_all(int fd, std::string_view data)
-{
-    std::size_t sent = 0;
-    while (sent < data.size()) {
-        ssize_t n = send(fd, data.data() + sent, data.size() - sent, 0);
-        if (n == -1)
-            return -1;
-        sent += static_cast<std::size_t>(n);
-    }
-    return static_cast<ssize_t>(sent);
-}
-
-// Write "Child PID terminated with status S" with write() alone. A signal
-// handler may call only async-signal-safe functions, and printf() is not one:
-// the handler may have interrupted a printf() that was halfway through
-// changing the very buffer it would use.
-static void report_child(pid_t pid, int status)
-{
-    char line[64];
-    std::size_t length = 0;
-    auto append_text = [&](const char *text) {
-        while (*text != '\0')
-            line[length++] = *text++;
-    };
-    auto append_number = [&](unsigned long number) {
-        char digits[24];
-        int count = 0;
-        do {
-            digits[count++] = static_cast<char>('0' + number % 10);
-            number /= 10;
-        } while (number != 0);
-        while (count > 0)
-            line[length++] = digits[--count];
-    };
-    append_text("Child ");
-    append_number(static_cast<unsigned long>(pid));
-    append_text(" terminated with status ");
-    append_number(static_cast<unsigned long>(status));
-    append_text("\n");
-    if (write(STDOUT_FILENO, line, length) == -1) {
-        // Nothing useful can be done about a failed write inside a handler.
-    }
+    int client_connection = accept(listen_socket, nullptr, nullptr);
+    if (client_connection == -1)
+        fatal("accept");
+    return client_connection;
 }
 
 // The SIGCHLD handler. The kernel sends SIGCHLD to the parent when a child
@@ -156,82 +83,6 @@ static void install_grim_reaper()
         fatal("sigaction");
 }
 
-// Sleep for a number of seconds, fractions allowed. nanosleep() writes the
-// time still to sleep into its second argument when a signal interrupts it.
-static void pause_for(double seconds)
-{
-    timespec remaining;
-    remaining.tv_sec = static_cast<time_t>(seconds);
-    remaining.tv_nsec = static_cast<long>((seconds - static_cast<double>(remaining.tv_sec)) * 1e9);
-    while (nanosleep(&remaining, &remaining) == -1)
-        if (errno != EINTR)
-            fatal("nanosleep");
-}
-
-static void handle_request(int client_connection, const Options &options)
-{
-    char request[1024];
-    ssize_t n = recv(client_connection, request, sizeof request, 0);
-    if (n == -1) {
-        warn("recv");
-        return;
-    }
-    if (n == 0)
-        return;  // The client closed the connection without sending anything.
-
-    // Print with one write(), not through stdio: the lines arrive together,
-    // there is no buffer left to flush, and (from step c on, where a child
-    // prints this) each fork costs less; make bench measures it.
-    std::string shown = "Child PID: " + std::to_string(getpid()) + ". Parent PID " + std::to_string(getppid()) + "\n";
-    shown += escape_request(std::string_view(request, static_cast<std::size_t>(n))) + "\n";
-    if (write(STDOUT_FILENO, shown.data(), shown.size()) == -1)
-        warn("write");
-
-    if (send_all(client_connection, HTTP_RESPONSE) == -1)
-        warn("send");
-
-    // Sleep, so that the parent is surely blocked in accept() when this child exits.
-    pause_for(options.sleep_seconds);
-}
-
-static int create_listen_socket(const Options &options)
-{
-    int listen_socket = socket(AF_INET, SOCK_STREAM, 0);
-    if (listen_socket == -1)
-        fatal("socket");
-
-    // Let a restarted server bind its port at once, even while connections
-    // of its previous run are still in TIME_WAIT.
-    int on = 1;
-    if (setsockopt(listen_socket, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == -1)
-        fatal("setsockopt");
-
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(options.port));
-    inet_pton(AF_INET, options.host, &address.sin_addr);  // Checked by parse_options().
-    if (bind(listen_socket, reinterpret_cast<sockaddr *>(&address), sizeof address) == -1)
-        fatal("bind");
-    if (listen(listen_socket, REQUEST_QUEUE_SIZE) == -1)
-        fatal("listen");
-
-    // With --port 0 the kernel chose the port; ask it which one.
-    socklen_t length = sizeof address;
-    if (getsockname(listen_socket, reinterpret_cast<sockaddr *>(&address), &length) == -1)
-        fatal("getsockname");
-    std::printf("Serving HTTP on port %d ...\n", ntohs(address.sin_port));
-    std::fflush(stdout);
-    return listen_socket;
-}
-
-static int accept_connection(int listen_socket)
-{
-    int client_connection = accept(listen_socket, nullptr, nullptr);
-    if (client_connection == -1)
-        fatal("accept");
-    return client_connection;
-}
-
 [[noreturn]] static void serve_forever(const Options &options)
 {
     int listen_socket = create_listen_socket(options);
@@ -252,7 +103,9 @@ static int accept_connection(int listen_socket)
             // The child never accepts; close its copy of the listening socket.
             if (close(listen_socket) == -1)
                 fatal("close");
-            handle_request(client_connection, options);
+            handle_request(client_connection);
+            // Sleep, so that the parent is surely blocked in accept() when this child exits.
+            std::this_thread::sleep_for(std::chrono::duration<double>(options.sleep_seconds));
             if (close(client_connection) == -1)
                 fatal("close");
             // _exit(), not exit(): the child must not flush stdio buffers or
@@ -268,80 +121,234 @@ static int accept_connection(int listen_socket)
     }
 }
 
-// ---------------------------------------------------------------------------
-// The command line: --port N, --host ADDR, --sleep SECONDS, --help.
+// A status line, a blank line and the body. There is no Content-Length header,
+// so a client knows that the body is complete only when the server closes the
+// connection.
+static const std::string_view HTTP_RESPONSE = "HTTP/1.1 200 OK\r\n\r\nHello, World!\n";
 
+static void handle_request(int client_connection)
+{
+    char request[1024];
+    ssize_t n = recv(client_connection, request, sizeof request, 0);
+    if (n == -1) {
+        warn("recv");
+        return;
+    }
+    if (n == 0)
+        return;  // The client closed the connection without sending anything.
+
+    // Print with one write() from a buffer on the stack, not through stdio
+    // nor the heap: the lines arrive together, nothing is left to flush, and
+    // (from step c on, where a child prints this) the child writes fewer
+    // pages that fork() left shared with the parent; make bench measures it.
+    char shown[64 + 4 * sizeof request + 1];
+    char *end = shown;
+    end = put(end, "Child PID: ");
+    end = std::to_chars(end, shown + sizeof shown, getpid()).ptr;
+    end = put(end, ". Parent PID ");
+    end = std::to_chars(end, shown + sizeof shown, getppid()).ptr;
+    end = put(end, "\n");
+    end = escape_request(std::string_view(request, static_cast<std::size_t>(n)), end);
+    end = put(end, "\n");
+    if (write(STDOUT_FILENO, shown, static_cast<std::size_t>(end - shown)) == -1)
+        warn("write");
+
+    if (send_all(client_connection, HTTP_RESPONSE) == -1)
+        warn("send");
+}
+
+// ---------------------------------------------------------------------------
+// The plumbing.
+
+// Report the system call that just failed as "call: reason" and exit, as
+// TLPI's errExit() does. (In a child, exit() flushes the stdio buffers it
+// inherited: harmless, because the parent flushes stdout before fork().)
+[[noreturn]] static void fatal(const char *call)
+{
+    std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
+    std::exit(EXIT_FAILURE);
+}
+
+// Report a failure that concerns one client only; the server carries on.
+static void warn(const char *call)
+{
+    std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
+}
+
+// Copy text to `to` and return the end of the copy.
+static char *put(char *to, std::string_view text)
+{
+    return to + text.copy(to, text.size());
+}
+
+// A request is untrusted input: printed raw, its bytes could drive the
+// terminal (clear it, move the cursor, change its title). Keep printable ASCII
+// and line breaks; show every other byte, and the backslash, escaped. Write
+// the result to `to`, at most 4 bytes for each byte of the request, and
+// return its end.
+static char *escape_request(std::string_view request, char *to)
+{
+    static const char hex_digits[] = "0123456789abcdef";
+    for (std::size_t i = 0; i < request.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(request[i]);
+        if (c == '\r' && i + 1 < request.size() && request[i + 1] == '\n')
+            continue;  // HTTP ends lines with CRLF; print it as a plain line break.
+        if (c == '\\') {
+            to = put(to, "\\\\");
+        } else if (c == '\n' || (c >= 0x20 && c < 0x7f)) {
+            *to++ = static_cast<char>(c);
+        } else {
+            const char hex[] = {'\\', 'x', hex_digits[c >> 4], hex_digits[c & 0xf]};
+            to = put(to, std::string_view(hex, sizeof hex));
+        }
+    }
+    return to;
+}
+
+// send() may take fewer bytes than offered; keep going until all are sent.
+static ssize_t send_all(int fd, std::string_view data)
+{
+    std::size_t sent = 0;
+    while (sent < data.size()) {
+        ssize_t n = send(fd, data.data() + sent, data.size() - sent, 0);
+        if (n == -1)
+            return -1;
+        sent += static_cast<std::size_t>(n);
+    }
+    return static_cast<ssize_t>(sent);
+}
+
+// Write "Child PID terminated with status S" with write() alone: a signal
+// handler may call only async-signal-safe functions, and printf() is not one
+// (the handler may have interrupted a printf() halfway through its buffer).
+// std::to_chars() and put() only compute: no lock, no heap, no errno.
+static void report_child(pid_t pid, int status)
+{
+    char line[64];
+    char *end = line;
+    end = put(end, "Child ");
+    end = std::to_chars(end, line + sizeof line, pid).ptr;
+    end = put(end, " terminated with status ");
+    end = std::to_chars(end, line + sizeof line, status).ptr;
+    end = put(end, "\n");
+    if (write(STDOUT_FILENO, line, static_cast<std::size_t>(end - line)) == -1) {
+        // Nothing useful can be done about a failed write inside a handler.
+    }
+}
+
+// The size of the kernel's queue of connections that have finished the TCP
+// handshake but that the server has not accept()ed yet.
+static const int REQUEST_QUEUE_SIZE = 5;
+
+static int create_listen_socket(const Options &options)
+{
+    int listen_socket = socket(AF_INET, SOCK_STREAM, 0);
+    if (listen_socket == -1)
+        fatal("socket");
+
+    // Let a restarted server bind its port at once, even while connections
+    // of its previous run are still in TIME_WAIT.
+    int on = 1;
+    if (setsockopt(listen_socket, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == -1)
+        fatal("setsockopt");
+
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(options.port));
+    address.sin_addr = options.address;
+    if (bind(listen_socket, reinterpret_cast<sockaddr *>(&address), sizeof address) == -1)
+        fatal("bind");
+    if (listen(listen_socket, REQUEST_QUEUE_SIZE) == -1)
+        fatal("listen");
+
+    // With --port 0 the kernel chose the port; ask it which one.
+    socklen_t length = sizeof address;
+    if (getsockname(listen_socket, reinterpret_cast<sockaddr *>(&address), &length) == -1)
+        fatal("getsockname");
+    std::printf("Serving HTTP on port %d ...\n", ntohs(address.sin_port));
+    std::fflush(stdout);
+    return listen_socket;
+}
+
+// The command line, read by getopt_long() as Unix tools read theirs.
 static void usage(std::FILE *stream, const char *program)
 {
     std::fprintf(stream,
-                 "Usage: %s [--port N] [--host ADDR] [--sleep SECONDS]\n"
+                 "Usage: %s [OPTION]...\n"
                  "  --port N         TCP port to listen on, 0 to let the kernel choose (default 8888)\n"
-                 "  --host ADDR      IPv4 address to bind (default 127.0.0.1; 0.0.0.0 for all interfaces)\n"
+                 "  --host ADDR      IPv4 address or host name to bind (default 127.0.0.1; 0.0.0.0 for all)\n"
                  "  --sleep SECONDS  pause after each answer, fractions allowed (default 3)\n"
                  "  --help           show this help\n",
                  program);
 }
 
-[[noreturn]] static void bad_usage(const char *program, const char *problem, std::string_view what)
+[[noreturn]] static void bad_usage(const char *program, const char *problem, const char *what)
 {
-    std::fprintf(stderr, "%s: %s: %.*s\n", program, problem, static_cast<int>(what.size()), what.data());
+    std::fprintf(stderr, "%s: %s: %s\n", program, problem, what);
     usage(stderr, program);
     std::exit(2);
 }
 
-static int parse_port(const char *program, const char *text)
+// An option's value: a number from 0 to max, a whole one unless fractions are
+// allowed; anything else is a usage error.
+static double parse_number(const char *program, const char *text, double max, bool fractions, const char *problem)
 {
     char *end;
     errno = 0;
-    long port = std::strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || port < 0 || port > 65535)
-        bad_usage(program, "invalid port", text);
-    return static_cast<int>(port);
-}
-
-static double parse_seconds(const char *program, const char *text)
-{
-    char *end;
-    errno = 0;
-    double seconds = std::strtod(text, &end);
-    if (errno != 0 || end == text || *end != '\0' || !(seconds >= 0 && seconds <= 86400))
-        bad_usage(program, "invalid number of seconds", text);
-    return seconds;
+    double number = std::strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !(number >= 0 && number <= max) ||
+        (!fractions && number != static_cast<double>(static_cast<long>(number))))
+        bad_usage(program, problem, text);
+    return number;
 }
 
 static Options parse_options(int argc, char *argv[])
 {
     const char *program = argv[0];
+    const option long_options[] = {
+        {"port", required_argument, nullptr, 'p'},
+        {"host", required_argument, nullptr, 'H'},
+        {"sleep", required_argument, nullptr, 's'},
+        {"help", no_argument, nullptr, 'h'},
+        {nullptr, 0, nullptr, 0},
+    };
     Options options;
-    for (int i = 1; i < argc; ++i) {
-        std::string_view arg = argv[i];
-        if (arg == "--help") {
+    // Long options only. The leading ':' keeps getopt_long() quiet, so that
+    // the messages are this program's own, and makes a missing value ':'.
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":", long_options, nullptr)) != -1) {
+        switch (opt) {
+        case 'p':
+            options.port = static_cast<int>(parse_number(program, optarg, 65535, false, "invalid port"));
+            break;
+        case 'H':
+            options.host = optarg;
+            break;
+        case 's':
+            options.sleep_seconds = parse_number(program, optarg, 86400, true, "invalid number of seconds");
+            break;
+        case 'h':
             usage(stdout, program);
             std::exit(EXIT_SUCCESS);
-        }
-        // Each other option takes a value, as "--port 8080" or "--port=8080".
-        std::string_view name = arg.substr(0, arg.find('='));
-        if (name != "--port" && name != "--host" && name != "--sleep")
-            bad_usage(program, "unknown option", arg);
-        const char *value = nullptr;
-        if (name.size() < arg.size())
-            value = argv[i] + name.size() + 1;
-        else if (i + 1 < argc)
-            value = argv[++i];
-        else
-            bad_usage(program, "missing value for", name);
-
-        if (name == "--port") {
-            options.port = parse_port(program, value);
-        } else if (name == "--sleep") {
-            options.sleep_seconds = parse_seconds(program, value);
-        } else {
-            in_addr unused;
-            if (inet_pton(AF_INET, value, &unused) != 1)
-                bad_usage(program, "not an IPv4 address", value);
-            options.host = value;
+        case ':':
+            bad_usage(program, "missing value for", argv[optind - 1]);
+        default:  // '?': an option it does not know.
+            bad_usage(program, "unknown option", argv[optind - 1]);
         }
     }
+    if (optind < argc)
+        bad_usage(program, "unexpected argument", argv[optind]);
+
+    // The address to bind: numeric (127.0.0.1, 0.0.0.0) or a name (localhost).
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    addrinfo *found;
+    if (getaddrinfo(options.host, nullptr, &hints, &found) != 0)
+        bad_usage(program, "cannot resolve host", options.host);
+    options.address = reinterpret_cast<sockaddr_in *>(found->ai_addr)->sin_addr;
+    freeaddrinfo(found);
     return options;
 }
 

@@ -16,49 +16,65 @@ void expect_usage_error(Parse parse, std::initializer_list<const char *> args, c
     EXPECT_EXIT(parse(argv.argc(), argv.argv()), ::testing::ExitedWithCode(2), pattern);
 }
 
-#define WORKSHOP_COMMON_SERVER_TESTS(step, Suite)                                                                     \
-    TEST(Suite##Options, DefaultsAreTheArticlesPortAndLoopback)                                                       \
-    {                                                                                                                 \
-        support::Argv args{"server"};                                                                                 \
-        auto options = step::parse_options(args.argc(), args.argv());                                                 \
-        EXPECT_EQ(options.port, 8888);                                                                                \
-        EXPECT_STREQ(options.host, "127.0.0.1");                                                                      \
-    }                                                                                                                 \
-    TEST(Suite##Options, PortAndHostInBothSpellings)                                                                  \
-    {                                                                                                                 \
-        support::Argv args{"server", "--port", "0", "--host=0.0.0.0"};                                                \
-        auto options = step::parse_options(args.argc(), args.argv());                                                 \
-        EXPECT_EQ(options.port, 0);                                                                                   \
-        EXPECT_STREQ(options.host, "0.0.0.0");                                                                        \
-        support::Argv other{"server", "--port=65535", "--host", "127.0.0.2"};                                         \
-        auto more = step::parse_options(other.argc(), other.argv());                                                  \
-        EXPECT_EQ(more.port, 65535);                                                                                  \
-        EXPECT_STREQ(more.host, "127.0.0.2");                                                                         \
-    }                                                                                                                 \
-    TEST(Suite##Options, BadPortIsAUsageError)                                                                        \
-    {                                                                                                                 \
-        for (const char *bad : {"abc", "70000", "-1", "", "80x", "65536"}) {                                          \
-            support::Argv args{"server", "--port", bad};                                                              \
-            EXPECT_EXIT(step::parse_options(args.argc(), args.argv()), ::testing::ExitedWithCode(2),                  \
-                        "invalid port.*\nUsage:")                                                                     \
-                << "--port " << bad;                                                                                  \
-        }                                                                                                             \
-    }                                                                                                                 \
-    TEST(Suite##Options, UnknownOptionMissingValueAndBadHostAreUsageErrors)                                           \
-    {                                                                                                                 \
-        expect_usage_error(step::parse_options, {"server", "--bogus"}, "unknown option: --bogus");                    \
-        expect_usage_error(step::parse_options, {"server", "--port"}, "missing value for: --port");                   \
-        expect_usage_error(step::parse_options, {"server", "--host", "localhost"}, "not an IPv4 address: localhost"); \
-    }                                                                                                                 \
-    TEST(Suite##Options, HelpExitsWithSuccess)                                                                        \
-    {                                                                                                                 \
-        support::Argv args{"server", "--help"};                                                                       \
-        EXPECT_EXIT(step::parse_options(args.argc(), args.argv()), ::testing::ExitedWithCode(0), "");                 \
-    }                                                                                                                 \
-    TEST(Suite##Response, IsTheContractsBytesWithoutContentLength)                                                    \
-    {                                                                                                                 \
-        EXPECT_EQ(step::HTTP_RESPONSE, kExpectedResponse);                                                            \
-        EXPECT_EQ(step::HTTP_RESPONSE.find("Content-Length"), std::string_view::npos);                                \
+#define WORKSHOP_COMMON_SERVER_TESTS(step, Suite)                                                                    \
+    TEST(Suite##Options, DefaultsAreTheArticlesPortAndLoopback)                                                      \
+    {                                                                                                                \
+        support::Argv args{"server"};                                                                                \
+        auto options = step::parse_options(args.argc(), args.argv());                                                \
+        EXPECT_EQ(options.port, 8888);                                                                               \
+        EXPECT_STREQ(options.host, "127.0.0.1");                                                                     \
+        EXPECT_EQ(options.address.s_addr, htonl(INADDR_LOOPBACK));                                                   \
+    }                                                                                                                \
+    TEST(Suite##Options, PortAndHostInBothSpellings)                                                                 \
+    {                                                                                                                \
+        support::Argv args{"server", "--port", "0", "--host=0.0.0.0"};                                               \
+        auto options = step::parse_options(args.argc(), args.argv());                                                \
+        EXPECT_EQ(options.port, 0);                                                                                  \
+        EXPECT_STREQ(options.host, "0.0.0.0");                                                                       \
+        EXPECT_EQ(options.address.s_addr, htonl(INADDR_ANY));                                                        \
+        support::Argv other{"server", "--port=65535", "--host", "127.0.0.2"};                                        \
+        auto more = step::parse_options(other.argc(), other.argv());                                                 \
+        EXPECT_EQ(more.port, 65535);                                                                                 \
+        EXPECT_STREQ(more.host, "127.0.0.2");                                                                        \
+        EXPECT_EQ(more.address.s_addr, htonl(0x7f000002));                                                           \
+    }                                                                                                                \
+    TEST(Suite##Options, HostMayBeANameAsForClient3)                                                                 \
+    {                                                                                                                \
+        support::Argv args{"server", "--host", "localhost"};                                                         \
+        auto options = step::parse_options(args.argc(), args.argv());                                                \
+        EXPECT_STREQ(options.host, "localhost");                                                                     \
+        EXPECT_EQ(ntohl(options.address.s_addr) >> 24, 127U) << "localhost should resolve to a loopback address";    \
+    }                                                                                                                \
+    TEST(Suite##Options, BadPortIsAUsageError)                                                                       \
+    {                                                                                                                \
+        for (const char *bad : {"abc", "70000", "-1", "", "80x", "65536", "1.5"}) {                                  \
+            support::Argv args{"server", "--port", bad};                                                             \
+            EXPECT_EXIT(step::parse_options(args.argc(), args.argv()), ::testing::ExitedWithCode(2),                 \
+                        "invalid port.*\nUsage:")                                                                    \
+                << "--port " << bad;                                                                                 \
+        }                                                                                                            \
+    }                                                                                                                \
+    TEST(Suite##Options, UnknownOptionMissingValueAndBadHostAreUsageErrors)                                          \
+    {                                                                                                                \
+        /* Anchored: the program's own message first, none from getopt_long() before it. */                          \
+        expect_usage_error(step::parse_options, {"server", "--bogus"},                                               \
+                           "^server: unknown option: --bogus\nUsage: server");                                       \
+        expect_usage_error(step::parse_options, {"server", "-p", "80"}, "^server: unknown option: -p\nUsage:");      \
+        expect_usage_error(step::parse_options, {"server", "--port"}, "^server: missing value for: --port\nUsage:"); \
+        expect_usage_error(step::parse_options, {"server", "--port", "1", "extra"},                                  \
+                           "^server: unexpected argument: extra\nUsage:");                                           \
+        expect_usage_error(step::parse_options, {"server", "--host", "no-such-host.invalid"},                        \
+                           "^server: cannot resolve host: no-such-host.invalid\nUsage:");                            \
+    }                                                                                                                \
+    TEST(Suite##Options, HelpExitsWithSuccess)                                                                       \
+    {                                                                                                                \
+        support::Argv args{"server", "--help"};                                                                      \
+        EXPECT_EXIT(step::parse_options(args.argc(), args.argv()), ::testing::ExitedWithCode(0), "");                \
+    }                                                                                                                \
+    TEST(Suite##Response, IsTheContractsBytesWithoutContentLength)                                                   \
+    {                                                                                                                \
+        EXPECT_EQ(step::HTTP_RESPONSE, kExpectedResponse);                                                           \
+        EXPECT_EQ(step::HTTP_RESPONSE.find("Content-Length"), std::string_view::npos);                               \
     }
 
 // Steps b, c and e take --sleep, with the article's default for that step.

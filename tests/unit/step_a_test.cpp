@@ -8,6 +8,18 @@ namespace step_a {
 
 using support::Fd;
 
+// escape_request() into a buffer with room to spare, which must stay
+// untouched beyond the 4 bytes per byte of request that the function promises.
+static std::string escape_request(std::string_view request)
+{
+    const std::size_t room = 4 * request.size();
+    std::string buffer(room + 16, '#');
+    char *end = step_a::escape_request(request, buffer.data());
+    EXPECT_LE(end - buffer.data(), static_cast<std::ptrdiff_t>(room)) << "more than 4 bytes for each byte";
+    EXPECT_EQ(buffer.substr(room), std::string(16, '#')) << "written beyond the room it promises to use";
+    return buffer.substr(0, static_cast<std::size_t>(end - buffer.data()));
+}
+
 WORKSHOP_COMMON_SERVER_TESTS(step_a, StepA)
 
 TEST(StepAHandleRequest, AnswersTheExactBytesThenLeavesClosingToTheCaller)
@@ -45,18 +57,18 @@ TEST(StepAHandleRequest, AClientThatSendsNothingGetsNoAnswer)
 
 TEST(StepAEscapeRequest, KeepsPrintableTextAndTurnsCrlfIntoLineBreaks)
 {
-    EXPECT_EQ(step_a::escape_request("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"), "GET /hello HTTP/1.1\nHost: x\n\n");
-    EXPECT_EQ(step_a::escape_request("a plain line\n"), "a plain line\n");
+    EXPECT_EQ(escape_request("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"), "GET /hello HTTP/1.1\nHost: x\n\n");
+    EXPECT_EQ(escape_request("a plain line\n"), "a plain line\n");
 }
 
 TEST(StepAEscapeRequest, EscapesTerminalControlAndNonTextBytes)
 {
-    EXPECT_EQ(step_a::escape_request("\x1b[2J\x1b]0;owned\x07"), "\\x1b[2J\\x1b]0;owned\\x07");
-    EXPECT_EQ(step_a::escape_request(std::string_view("a\0b", 3)), "a\\x00b");
-    EXPECT_EQ(step_a::escape_request("\xff\x80\x7f"), "\\xff\\x80\\x7f");
-    EXPECT_EQ(step_a::escape_request("lone\rreturn"), "lone\\x0dreturn");  // Could rewrite the line.
-    EXPECT_EQ(step_a::escape_request("tab\there"), "tab\\x09here");
-    EXPECT_EQ(step_a::escape_request("back\\x1b"), "back\\\\x1b");  // A literal "\x1b" stays distinguishable.
+    EXPECT_EQ(escape_request("\x1b[2J\x1b]0;owned\x07"), "\\x1b[2J\\x1b]0;owned\\x07");
+    EXPECT_EQ(escape_request(std::string_view("a\0b", 3)), "a\\x00b");
+    EXPECT_EQ(escape_request("\xff\x80\x7f"), "\\xff\\x80\\x7f");
+    EXPECT_EQ(escape_request("lone\rreturn"), "lone\\x0dreturn");  // Could rewrite the line.
+    EXPECT_EQ(escape_request("tab\there"), "tab\\x09here");
+    EXPECT_EQ(escape_request("back\\x1b"), "back\\\\x1b");  // A literal "\x1b" stays distinguishable.
 }
 
 TEST(StepAEscapeRequest, EveryOutputByteIsPrintableOrANewline)
@@ -64,7 +76,7 @@ TEST(StepAEscapeRequest, EveryOutputByteIsPrintableOrANewline)
     std::string all;
     for (int c = 0; c < 256; ++c)
         all += static_cast<char>(c);
-    for (char c : step_a::escape_request(all)) {
+    for (char c : escape_request(all)) {
         unsigned char u = static_cast<unsigned char>(c);
         EXPECT_TRUE(u == '\n' || (u >= 0x20 && u < 0x7f)) << "byte " << static_cast<int>(u);
     }

@@ -9,6 +9,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -20,12 +22,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -195,7 +200,10 @@ class SigchldRestored : public ::testing::Test {
     }
 };
 
-// Build an argv for a step's parse_options().
+// Build an argv for a step's parse_options(), and make getopt_long() start
+// afresh: it keeps its place between calls in optind (and glibc in hidden
+// state too), and optind = 0 resets both. Without it, a second parse in the
+// same process would see no options at all.
 class Argv {
   public:
     Argv(std::initializer_list<const char *> args) : strings_(args.begin(), args.end())
@@ -203,6 +211,7 @@ class Argv {
         for (auto &s : strings_)
             pointers_.push_back(s.data());
         pointers_.push_back(nullptr);
+        optind = 0;
     }
     int argc() const { return static_cast<int>(strings_.size()); }
     char **argv() { return pointers_.data(); }
