@@ -7,7 +7,7 @@
 # or prints the exact command to run and fails.
 set -eu
 
-packages="cmake g++ make libgtest-dev python3 python3-pytest curl procps util-linux"
+packages="cmake g++ make libgtest-dev python3 python3-pytest curl procps util-linux strace"
 case "${1:-}" in
     bench) packages="$packages apache2-utils" ;;
     lint) packages="$packages clang-format clang-tidy cppcheck" ;;
