@@ -98,7 +98,9 @@ else
     fix compiler "$cxx cannot compile C++17: $(install_hint g++)"
 fi
 
-if need cmake cmake cmake; then
+if [ "$linux" = no ] && ! have cmake; then
+    note cmake "not found; not needed to build a server alone (README, Before the workshop); brew install cmake"
+elif need cmake cmake cmake; then
     version=$(cmake --version 2>/dev/null | sed -n 's/^cmake version \([0-9][0-9.]*\).*/\1/p')
     major=${version%%.*} rest=${version#*.}
     minor=${rest%%.*}
@@ -145,14 +147,14 @@ need curl curl curl "the client of every lesson" && ok curl "$(curl --version 2>
 
 if [ "$linux" = yes ]; then
     found=yes
-    need "ps, pgrep" ps procps "the evidence" || found=no
+    need "ps, prlimit" ps procps "the evidence" || found=no
     for program in prlimit setpriv; do
-        need "$program" "$program" util-linux "the limits lessons" || found=no
+        need "ps, prlimit" "$program" util-linux "the limits lessons" || found=no
     done
     [ "$found" = yes ] && ok "ps, prlimit" "procps and util-linux"
 
     # strace, and whether this machine lets it trace (containers often block ptrace).
-    if need strace strace strace "the kernel's evidence in the tour"; then
+    if need "strace, ptrace" strace strace "the kernel's evidence in the tour"; then
         if error=$(strace -f -o /dev/null true 2>&1); then
             ok "strace, ptrace" "strace $(strace -V 2>/dev/null | sed -n 's/^strace -- version //p'): tracing works"
         elif [ "$where" ]; then
@@ -187,142 +189,7 @@ fi
 # lesson runs the server under an unused uid (setpriv), and that is what is tried here. Processes of
 # the same uid outside this machine's view (a container sharing a uid with its host) count too.
 if [ "$linux" = yes ] && have python3; then
-    verdict=$(python3 - <<'PYTHON' 2>&1
-import grp, os, pwd, resource, subprocess, sys
-
-NEEDED = 600  # Processes the burst tests may run at once (two tests, 128 clients and their children).
-EXTRA = 12    # The room the probe leaves itself under its own low limit.
-
-def tasks(uid):
-    count = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/status") as f:
-                    status = dict(line.split(":", 1) for line in f if ":" in line)
-                if int(status["Uid"].split()[0]) == uid:
-                    count += int(status["Threads"])
-            except (OSError, KeyError, ValueError):
-                pass
-    return count
-
-PROBE = r'''
-import os, resource, sys
-extra = int(sys.argv[1])
-uid = os.getuid()
-def tasks(uid):
-    count = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/status") as f:
-                    status = dict(line.split(":", 1) for line in f if ":" in line)
-                if int(status["Uid"].split()[0]) == uid:
-                    count += int(status["Threads"])
-            except (OSError, KeyError, ValueError):
-                pass
-    return count
-limit = tasks(uid) + extra
-resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
-r, w = os.pipe()
-made, seen = 0, None
-for _ in range(4 * extra):
-    try:
-        pid = os.fork()
-    except OSError:
-        seen = tasks(uid)
-        break
-    if pid == 0:
-        os.close(w)
-        os.read(r, 1)  # Until the probe closes its end: then every child exits.
-        os._exit(0)
-    made += 1
-os.close(w)
-while True:
-    try:
-        os.wait()
-    except ChildProcessError:
-        break
-print(made, limit, seen if seen is not None else -1)
-'''
-
-def probe(prefix=()):
-    result = subprocess.run([*prefix, sys.executable, "-c", PROBE, str(EXTRA)],
-                            capture_output=True, text=True, timeout=30)
-    if result.returncode != 0:
-        raise RuntimeError((result.stderr.strip().splitlines() or ["failed"])[-1])
-    return [int(x) for x in result.stdout.split()]
-
-def judge(made, limit, seen, who):
-    if made >= 4 * EXTRA:
-        return None
-    if made < 2 and seen >= 0 and seen + 3 < limit:
-        return (f"FIX|{who}: fork failed with {seen} of {limit} processes in sight: processes of this uid "
-                "outside this machine's view count too (a container sharing its uid with the host?): "
-                "run the container as a uid of its own")
-    return "bound"
-
-uid = os.getuid()
-soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
-mine = tasks(uid)
-show = lambda n: "unlimited" if n == resource.RLIM_INFINITY else str(n)
-try:
-    if uid == 0:
-        scratch = None
-        for u in range(55432, 60000):
-            try:
-                pwd.getpwuid(u); continue
-            except KeyError:
-                pass
-            try:
-                grp.getgrgid(u); continue
-            except KeyError:
-                pass
-            if tasks(u) == 0:
-                scratch = u
-                break
-        if scratch is None:
-            print("FIX|no unused uid between 55432 and 60000 for step d's process lesson")
-            sys.exit()
-        try:
-            result = probe(["setpriv", f"--reuid={scratch}", f"--regid={scratch}", "--clear-groups"])
-        except (RuntimeError, OSError) as error:
-            print(f"FIX|root cannot run a server as an unused uid (setpriv: {error}), so step d's process "
-                  "limit cannot bind: run the workshop as an ordinary user")
-            sys.exit()
-        verdict = judge(*result, f"unused uid {scratch}")
-        if verdict is None:
-            print(f"FIX|the limit does not bind even an unused uid here (CAP_SYS_RESOURCE? a --privileged "
-                  "container?): run the container without --privileged, or the workshop as an ordinary user")
-        elif verdict != "bound":
-            print(verdict)
-        else:
-            print(f"ok|root is exempt, so step d's lesson runs the server as unused uid {scratch}: "
-                  f"the limit binds there (with room for {EXTRA} more, fork failed after {result[0]})")
-    else:
-        result = probe()
-        verdict = judge(*result, "you")
-        room = None if soft == resource.RLIM_INFINITY else soft - mine
-        if verdict is None:
-            print(f"FIX|the limit does not bind you here (CAP_SYS_RESOURCE? a --privileged container?), so "
-                  "step d cannot run out of processes: run without those privileges")
-        elif verdict != "bound":
-            print(verdict)
-        elif room is not None and room < NEEDED:
-            want = max(4096, mine + NEEDED)
-            if hard == resource.RLIM_INFINITY or hard >= want:
-                print(f"FIX|limit {show(soft)} with {mine} in use leaves room for {room}; the burst lessons "
-                      f"need {NEEDED}: run ulimit -u {want} in this shell first")
-            else:
-                print(f"FIX|limit {show(soft)} (at most {show(hard)}) with {mine} in use leaves room for {room}; "
-                      f"the burst lessons need {NEEDED}: open a new terminal, or raise it in "
-                      f"/etc/security/limits.conf (a container: --ulimit nproc={want})")
-        else:
-            print(f"ok|limit {show(soft)}, {mine} in use; it binds you (with room for {EXTRA} more, fork failed after {result[0]})")
-except Exception as error:  # Report, never crash: the other lines still matter.
-    print(f"FIX|could not check ({type(error).__name__}: {error})")
-PYTHON
-)
+    verdict=$(python3 "$(dirname "$0")/doctor_limits.py" 2>&1)
     case "$verdict" in
     ok\|*) ok processes "${verdict#ok|}" ;;
     FIX\|*) fix processes "${verdict#FIX|}" ;;
@@ -366,7 +233,11 @@ fi
 
 # --- Verdict. ------------------------------------------------------------------------------------
 if [ "$failures" -eq 0 ]; then
-    echo "doctor: ready. Next: make tour (or make test)"
+    if [ "$linux" = yes ]; then
+        echo "doctor: ready. Next: make tour (or make test)"
+    else
+        echo "doctor: ready for the servers and the client; for the tests and the tour, the dev container"
+    fi
     exit 0
 fi
 if [ -n "$missing_packages" ] && [ "$linux" = yes ]; then
