@@ -157,8 +157,8 @@ if [ "$linux" = yes ]; then
     if need "strace, ptrace" strace strace "the kernel's evidence in the tour"; then
         if error=$(strace -f -o /dev/null true 2>&1); then
             ok "strace, ptrace" "strace $(strace -V 2>/dev/null | sed -n 's/^strace -- version //p'): tracing works"
-        elif [ "$where" ]; then
-            fix "strace, ptrace" "ptrace is blocked in this container ($error): start it with --cap-add=SYS_PTRACE (the dev container does)"
+        elif error=$(echo "$error" | sed -n 1p) && [ "$where" ]; then
+            fix "strace, ptrace" "ptrace is blocked in this container ($error): start it with --cap-add=SYS_PTRACE (the dev container does; if that is not enough, also --security-opt seccomp=unconfined)"
         elif [ "$(cat /proc/sys/kernel/yama/ptrace_scope 2>/dev/null)" = 3 ]; then
             fix "strace, ptrace" "kernel.yama.ptrace_scope is 3 (no tracing until reboot): set it to 1 in /etc/sysctl.d and reboot"
         else
