@@ -7,6 +7,7 @@ what to do, and that the doctor then exits 1. A doctor that only looked at
 PATH, or at its own shell's SIGCHLD (which GNU make resets), or that counted
 root's processes against a limit that does not bind root, fails here."""
 
+import functools
 import os
 import re
 import resource
@@ -40,13 +41,19 @@ def doctor(command=None, **kwargs) -> tuple[int, dict[str, tuple[str, str]], str
     return result.returncode, verdicts(result.stdout), result.stdout
 
 
+@functools.lru_cache(maxsize=None)
+def this_machine() -> tuple[int, dict[str, tuple[str, str]], str]:
+    """The doctor's run as this test runs, untouched (once for all tests)."""
+    return doctor()
+
+
 def changed(before, after) -> dict[str, tuple[str, str]]:
     """The items whose verdict differs between two runs."""
     return {item: after[item] for item in after if after[item][0] != before[item][0]}
 
 
 def test_this_machine_gets_one_verdict_per_item():
-    code, found, output = doctor()
+    code, found, output = this_machine()
     assert list(found) == ITEMS, output
     fixes = [item for item, (verdict, _) in found.items() if verdict == "FIX"]
     assert code == (1 if fixes else 0), output
@@ -54,7 +61,7 @@ def test_this_machine_gets_one_verdict_per_item():
 
 
 def test_a_missing_tool_names_its_package():
-    _, before, _ = doctor()
+    before = this_machine()[1]
     # PATH with every program this one has, except curl and strace.
     with tempfile.TemporaryDirectory() as bin_dir:
         for folder in os.environ["PATH"].split(os.pathsep):
@@ -122,7 +129,7 @@ def test_an_ignored_sigchld_above_make_is_found():
     """GNU make resets SIGCHLD for what it runs, so the doctor's own shell
     looks fine under `make doctor`: the doctor must look at the processes
     above it, where the launcher that ignores SIGCHLD still runs."""
-    _, before, _ = doctor()
+    before = this_machine()[1]
     # The launcher ignores SIGCHLD: with it, Python cannot collect its
     # child's status, so the verdict is read from the lines alone.
     # A make of its own, not a sub-make of the `make test` that may run this test.
@@ -138,7 +145,7 @@ def test_an_ignored_sigchld_above_make_is_found():
 def test_an_ignored_sigchld_inherited_by_the_shell_is_found():
     """bash started with SIGCHLD ignored catches it itself (its own status
     shows no ignore) but passes the ignore on to every program it starts."""
-    _, before, _ = doctor()
+    before = this_machine()[1]
     launcher = ("import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
                 "os.execvp('bash', ['bash', sys.argv[1]])")
     code, after, output = doctor([sys.executable, "-c", launcher, str(DOCTOR)])
