@@ -75,3 +75,14 @@ sanitize: deps
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-sanitize
+
+# Before the workshop (see the README's "Before the workshop").
+#   make doctor            is this machine ready? one line per item, and what to do
+#   make container-check   maintainers: build the dev container, run make test and make tour
+#                          inside it as root and as its ordinary user (minutes; not part of make test)
+.PHONY: doctor container-check
+doctor:
+	@sh tools/doctor.sh
+
+container-check:
+	@sh tools/container-check.sh
