@@ -22,7 +22,10 @@ TEST(StepEDeathTest, AcceptConnectionDiesWithInterruptedSystemCallWhenAChildExit
             support::ConnectUnlessDoneWithin rescue(port, 2000);
             step_e::accept_connection(listener.get());
             // Reached only if accept() survived the signal.
-            std::fprintf(stderr, "%s\n", support::kSaRestartHint);
+            std::fprintf(stderr,
+                         "accept_connection() survived the child's exit (a client had to be sent to end it): step "
+                         "e's lesson is that accept() fails with EINTR and the server dies; either accept() is "
+                         "retried on EINTR (that is step f's fix) or the handler has SA_RESTART (signal() sets it)\n");
             std::exit(0);
         },
         ::testing::ExitedWithCode(1), "^accept: Interrupted system call\n$");
