@@ -386,7 +386,10 @@ def main(argv: list[str]) -> int:
     step = (argv[1] if len(argv) > 1 else "").strip().lower()
     step = step.removeprefix("step_")[:1] if step.startswith("step_") else step
     if step not in harness.STEPS:
-        say(f"Which step? Say STEP=a ... STEP=g, for example:   make {command} STEP=e")
+        if step:
+            say(f"There is no step {step}: steps are a to g. For example:   make {command} STEP=e")
+        else:
+            say(f"Which step? Say STEP=a ... STEP=g, for example:   make {command} STEP=e")
         return 2
     if command == "exercise":
         return cmd_exercise(step)
