@@ -73,4 +73,12 @@ CATALOGUE = [
         # The flush after the parent's PID line, and the one just before fork().
         r"^\s*std::fflush\(stdout\);\n(?=\s*(?:install_grim_reaper\(\);|pid_t pid = fork\(\);))", r"",
         2, "lines_once", r"fflush\(stdout\)"),
+    WrongSolution(
+        "wait_in_loop_no_handler", "e",
+        "the handler is written but never installed (no sigaction() call); the parent wait()s in its loop",
+        r"(?s)^    if \(sigaction\(SIGCHLD, &action, nullptr\) == -1\)\n\s*fatal\(\"sigaction\"\);\n"
+        r"(.*_exit\(EXIT_SUCCESS\);\n.*?if \(close\(client_connection\) == -1\)\n\s*fatal\(\"close\"\);\n)",
+        r"    static_cast<void>(action);\n\1        int status;\n        pid_t done = wait(&status);\n"
+        r"        if (done != -1)\n            report_child(done, status);\n",
+        1, "eintr", r"No SIGCHLD handler is installed"),
 ]

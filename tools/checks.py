@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -439,12 +440,41 @@ def too_many_open_files(ctx: Context) -> None:
                "treat that as fatal (print 'accept: ...' and exit 1), never retry in a loop.")
 
 
+def catches_sigchld(pid: int) -> bool:
+    """Whether the process has a handler installed for SIGCHLD: the kernel's
+    own view (/proc/PID/status, SigCgt), whatever the source says."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (signal.SIGCHLD - 1) & 1)
+    except OSError:
+        pass
+    return False
+
+
+NO_HANDLER_HINT = ("No SIGCHLD handler is installed, so nothing interrupts accept(). A wait() in the loop "
+                   "collects the child, but it is not the lesson: install grim_reaper() with "
+                   "sigaction(SIGCHLD, &action, nullptr) and let the handler call wait() and write the line.")
+
+
 def reports_child(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args(0.2)) as server:
-        harness.http_get(server.port, timeout=5, until=harness.BODY)
+        with harness.connect(server.port) as sock:
+            # Its child waits for the request meanwhile: the parent is surely alive, past its setup.
+            deadline = time.monotonic() + 2
+            while not server.children() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            caught = catches_sigchld(server.pid)
+            sock.sendall(harness.REQUEST)
+            harness.receive(sock, 5, until=harness.BODY)
         child = server.out.wait_for(r"^Child PID: (\d+)\.", 2)
         expect(child is not None, "'Child PID: X. Parent PID P' printed", quote(server.out.text()))
         reported = server.out.wait_for(rf"^Child {child.group(1)} terminated with status 0$", 3)
+        expect(caught, "a SIGCHLD handler installed (the kernel lists SIGCHLD as caught) that reports the child",
+               f"the server does not catch SIGCHLD (/proc/{server.pid}/status SigCgt)"
+               f"{', yet the child was reported: by a wait() outside a handler' if reported else ''}",
+               NO_HANDLER_HINT)
         expect(reported, f"the handler reports 'Child {child.group(1)} terminated with status 0'",
                quote(server.out.text()[-200:]),
                "Install a SIGCHLD handler (sigaction) that calls wait(&status) and writes the line with "
@@ -459,25 +489,33 @@ def dies_with_eintr(ctx: Context) -> None:
                f"curl exit {result.returncode}, {quote(result.stdout + result.stderr)}")
         child = server.out.wait_for(r"^Child PID: (\d+)\.", 2)
         reported = child and server.out.wait_for(rf"^Child {child.group(1)} terminated", 3)
-        expect(reported, "the SIGCHLD handler reports the child, 'Child X terminated with status 0'",
-               quote(server.out.text()[-200:]),
-               "Install a SIGCHLD handler with sigaction() that calls wait() and writes the line with write().")
         status = server.wait_exit(3)
         err = server.err.text()
         if status is None:
-            hint = ("The server survived its child's exit. signal() (and std::signal) install the handler "
-                    "with SA_RESTART on Linux, and the kernel then restarts accept() by itself: install it "
-                    "with sigaction() and sa_flags without SA_RESTART.") if reported else (
-                    "No child was reported: the SIGCHLD handler did not run, or did not collect the child "
-                    "with wait().")
+            if not catches_sigchld(server.pid):  # Chosen from what was seen: no handler at all ...
+                seen, hint = ("no SIGCHLD handler installed (/proc SigCgt)"
+                              + (", the child reported by a wait() outside a handler" if reported else ""),
+                              NO_HANDLER_HINT)
+            elif reported:  # ... a handler that ran, and accept() went on ...
+                seen, hint = ("the handler ran and reported the child, accept() went on",
+                              "accept() was restarted after the handler ran. signal() (and std::signal) install "
+                              "the handler with SA_RESTART on Linux, and the kernel then restarts accept() by "
+                              "itself: install it with sigaction() and sa_flags = SA_NOCLDSTOP, no SA_RESTART. "
+                              "(Or accept() is retried on EINTR: that is step f's fix, not step e.)")
+            else:  # ... or a handler that did not report the child.
+                seen, hint = ("a SIGCHLD handler is installed, but no child was reported",
+                              "The handler must collect the child with wait() and write "
+                              "'Child X terminated with status S' (with write(2)).")
             raise Failed("the child's exit interrupts accept(): 'accept: Interrupted system call', exit status 1",
-                         f"server still running 3 s after its child {'was reported' if reported else 'answered'}"
-                         f", stderr {quote(err)}", hint)
+                         f"server still running 3 s after its child answered: {seen}, stderr {quote(err)}", hint)
         expect(status == 1 and err == "accept: Interrupted system call",
                "the child's exit interrupts accept(): 'accept: Interrupted system call', exit status 1",
                f"exit status {status}, stderr {quote(err)}",
                "accept() returns -1 with errno EINTR; treat it as fatal like any other accept() failure, "
                "and save and restore errno in the handler (its wait() may set ECHILD).")
+        expect(reported, "the SIGCHLD handler reports the child, 'Child X terminated with status 0'",
+               quote(server.out.text()[-200:]),
+               "Install a SIGCHLD handler with sigaction() that calls wait() and writes the line with write().")
 
 
 def survives_child_exit(ctx: Context) -> None:
@@ -566,7 +604,7 @@ def bursts_leave_no_zombie(ctx: Context) -> None:
                         "Signals merge: one SIGCHLD may stand for many exited children. In the handler, "
                         "loop: while ((pid = waitpid(-1, &status, WNOHANG)) > 0). Without WNOHANG the "
                         "last waitpid() blocks the handler while other children still run.")
-                raise Failed(f"after {attempt + 1} bursts of {BURST} clients, no child left",
+                raise Failed(f"after {attempt + 1} burst{'s' if attempt else ''} of {BURST} clients, no child left",
                              f"{len(left)} children left, states {''.join(sorted(p.state for p in left))[:40]}"
                              f", server {'alive' if server.alive() else 'dead: ' + quote(server.err.text())}",
                              hint)
@@ -591,8 +629,16 @@ def lives_under_low_open_files(ctx: Context) -> None:
                    "Close the parent's copy of each connection, so its descriptors stay flat.")
         left = server.wait_until_all_collected(timeout=3)
         count = server.wait_for_descriptors(baseline, timeout=3)
-        expect(not left and count == baseline, f"no child left, descriptors flat at {baseline}",
-               f"{len(left)} children left, {count} descriptors")
+        # The hint follows the evidence: descriptors that grow are connections the parent keeps;
+        # children left with descriptors flat are zombies the handler did not collect.
+        expect(count == baseline, f"no child left, descriptors flat at {baseline}",
+               f"{len(left)} children left, {count} descriptors", "Close the parent's copy of each connection.")
+        expect(not left, f"no child left, descriptors flat at {baseline}",
+               f"{len(left)} children left (states {''.join(sorted(p.state for p in left))[:40]}), "
+               f"{count} descriptors",
+               "A child still running after its answer must end with _exit()." if any(p.state != "Z" for p in left)
+               else "Signals merge: one SIGCHLD may stand for many exited children. In the handler, loop: "
+               "while ((pid = waitpid(-1, &status, WNOHANG)) > 0).")
         ctx.quiet_stderr(server)
 
 
@@ -647,11 +693,16 @@ def handler_is_signal_safe(ctx: Context) -> None:
     if ctx.source is None or not Path(ctx.source).exists():
         raise NotChecked("reads the source: not given with SERVER=")
     source = _without_comments_and_strings(Path(ctx.source).read_text())
+    # A handler counts only if it is installed: named in sa_handler and passed to sigaction(SIGCHLD, ...),
+    # or (a mistake the eintr check names) given to signal().
     handlers = set(re.findall(r"sa_handler\s*=\s*&?(\w+)", source))
+    if not re.search(r"\bsigaction\s*\(\s*SIGCHLD\b", source):
+        handlers = set()
     handlers |= set(re.findall(r"\bsignal\s*\(\s*SIGCHLD\s*,\s*&?(\w+)", source))
     handlers -= {"SIG_IGN", "SIG_DFL"}
-    expect(handlers, "a SIGCHLD handler (sigaction with sa_handler = your function)",
-           f"no handler found in {Path(ctx.source).name}", "Install the handler with sigaction().")
+    expect(handlers, "a SIGCHLD handler installed: sigaction(SIGCHLD, &action, ...) with action.sa_handler = "
+           "your function", f"no sigaction(SIGCHLD, ...) with an sa_handler in {Path(ctx.source).name}",
+           "Install the handler with sigaction(SIGCHLD, &action, nullptr), action.sa_handler = grim_reaper.")
     bodies = _function_bodies(source)
     seen, todo, unsafe = set(), list(handlers), []
     while todo:  # The handler, and every function of the file it calls.
@@ -721,7 +772,7 @@ CHECK = {
                            reports_child, "A SIGCHLD handler, installed with sigaction(), that calls wait().",
                            f"{{server}} --port 8888 --sleep 0.2 & sleep 0.3; {CURL}; sleep 1"),
     "eintr": Check("eintr", "the child's exit interrupts accept(): the server dies with 'accept: Interrupted system call'",
-                   dies_with_eintr, "sigaction() with sa_flags = 0: no SA_RESTART.",
+                   dies_with_eintr, "sigaction() with sa_flags = SA_NOCLDSTOP: no SA_RESTART.",
                    f"{{server}} --port 8888 --sleep 0.5 & sleep 0.3; {CURL}; wait $!; echo \"server exit $?\"",
                    lesson_failure=True),
     "survives": Check("survives", "the server survives its child's exit, collects it, and answers again",
