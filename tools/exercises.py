@@ -164,6 +164,8 @@ SKELETON_TODO = {
     ],
 }
 
+SKELETON_HELPERS = ["warn", "escape_request", "send_all"]
+
 
 def skeleton() -> str:
     """Step a's server with the socket calls taken out: the three functions of
@@ -183,6 +185,15 @@ def skeleton() -> str:
         body += ["    errno = ENOSYS;  // Remove these two lines once the function is written.",
                  f"    fatal(\"{name} is not written yet\");"]
         source = pattern.sub(lambda m: m.group(1) + "{\n" + "\n".join(body) + "\n}\n", source, count=1)
+    # The helpers that handle_request() is to call are unused until the participant writes it: mark them
+    # [[maybe_unused]] (in the skeleton only), so that its first build is clean and the first verdict is
+    # about behaviour, not about helpers the participant is meant to use.
+    for name in SKELETON_HELPERS:
+        pattern = re.compile(rf"^(static [^\n(]*\b{name}\([^)]*\);)$", re.MULTILINE)
+        if len(pattern.findall(source)) != 1:
+            raise SystemExit(f"exercises.py: found no single declaration of {name}() in step a's source: "
+                             "update SKELETON_HELPERS in tools/exercises.py")
+        source = pattern.sub(r"[[maybe_unused]] \1  // Unused until your handle_request() calls it.", source)
     return ("// The exercise for step a: the socket calls are yours to write (see TODO below).\n"
             "// make check STEP=a tells how far it works; make hint STEP=a gives a hint.\n" + source)
 
