@@ -191,8 +191,17 @@ def run(check: Check, program, step: str, source=None) -> Outcome:
 # ---------------------------------------------------------------------------
 # The behaviours.
 
-SERVE = "{server} --port 8888 &"
-CURL = "curl -v --max-time 5 http://localhost:8888/hello"
+# By hand: the server on a port the kernel chooses (on a shared machine another user's server may hold
+# any fixed port), its output in a file, the port read from its first line into $P. $! is the server.
+PORT = "sleep 0.5; P=$(awk '{{print $5; exit}}' $L);"
+
+
+def serve(options: str = "") -> str:
+    return f"L=$(mktemp); {{server}} --port 0{options} >$L & {PORT}"
+
+
+SERVE = serve()
+CURL = "curl -v --max-time 5 http://localhost:$P/hello"
 
 
 def answers(ctx: Context) -> None:
@@ -726,74 +735,75 @@ def handler_is_signal_safe(ctx: Context) -> None:
 CHECK = {
     "answers": Check("answers", "answers 'Hello, World!' (HTTP/1.1 200 OK, no Content-Length) and closes, twice",
                      answers, "socket, bind, listen, accept, recv, send, close: each checked against -1.",
-                     f"{SERVE} sleep 0.3; {CURL}; {CURL}; kill $!"),
+                     f"{SERVE} {CURL}; {CURL}; kill $!; cat $L"),
     "escapes": Check("escapes", "prints each request as received, control bytes escaped",
                      prints_request_escaped, "Print what recv() returned through escape_request().",
-                     "{server} --port 8888 & sleep 0.3; printf 'GET /\\033[2J HTTP/1.1\\r\\n\\r\\n' "
-                     "| curl -s telnet://localhost:8888 --max-time 2; kill $!"),
+                     f"{SERVE} printf 'GET /\\033[2J HTTP/1.1\\r\\n\\r\\n' "
+                     "| curl -s telnet://localhost:$P --max-time 2; kill $!; cat $L"),
     "second_waits": Check("second_waits", "a second client is accepted by the kernel but waits the whole sleep",
                           second_client_waits, "After answering, sleep (--sleep seconds) before the next accept().",
-                          f"{{server}} --port 8888 --sleep 10 & sleep 0.3; {CURL}; time {CURL}; kill $!",
+                          f"{serve(' --sleep 10')} {CURL}; time {CURL}; kill $!",
                           lesson_failure=True),
     "both_at_once": Check("both_at_once", "a second client is answered at once while the first child sleeps",
                           both_at_once, "fork() a child per connection; the child answers and sleeps.",
-                          f"{{server}} --port 8888 --sleep 10 & sleep 0.3; {CURL}; time {CURL}; kill $!"),
+                          f"{serve(' --sleep 10')} {CURL}; time {CURL}; kill $!"),
     "child_pids": Check("child_pids", "prints 'Parent PID (PPID): P', and each child 'Child PID: X. Parent PID P'",
                         child_pids, "getpid() in the parent before the loop; getpid() and getppid() in each child.",
-                        f"{{server}} --port 8888 --sleep 10 & sleep 0.3; {CURL}; ps -o pid,ppid,stat,cmd --ppid $!; kill $!"),
+                        f"{serve(' --sleep 10')} {CURL}; ps -o pid,ppid,stat,cmd --ppid $!; kill $!; cat $L"),
     "lines_once": Check("lines_once", "through a pipe, every line printed exactly once",
                         lines_once, "fflush(stdout) after printf, and before fork().",
-                        f"({{server}} --port 8888 | cat) & sleep 0.3; {CURL}; {CURL}; sleep 1; kill %1"),
+                        f"{SERVE} {CURL}; {CURL}; sleep 1; kill $!; cat $L"),
     "child_exits": Check("child_exits", "the child closes its copy of the listener, answers, and exits",
                          child_closes_listener_and_exits,
                          "In the child: close(listen_socket), answer, close(client_connection), _exit().",
-                         "{server} --port 8888 & sleep 0.3; (sleep 3 | curl -s telnet://localhost:8888 &); sleep 0.5; "
+                         f"{SERVE} (sleep 3 | curl -s --max-time 4 telnet://localhost:$P &); sleep 0.5; "
                          "ls -l /proc/$(pgrep -n -P $!)/fd; kill $!"),
     "parent_closes": Check("parent_closes", "the parent closes its copy of each connection",
                            parent_closes_its_copy, "close(client_connection) in the parent, after fork().",
-                           f"{SERVE} sleep 0.3; {CURL}; ls -l /proc/$!/fd; kill $!"),
+                           f"{SERVE} {CURL}; ls -l /proc/$!/fd; kill $!"),
     "curl_ends": Check("curl_ends", "curl gets the answer and ends",
                        curl_ends, "The connection ends when every copy of its descriptor is closed.",
-                       f"{SERVE} sleep 0.3; {CURL}; echo \"curl exit $?\"; kill $!"),
+                       f"{SERVE} {CURL}; echo \"curl exit $?\"; kill $!"),
     "curl_hangs": Check("curl_hangs", "curl gets the body but never ends; the parent counts its held connections",
                         curl_never_ends, "Do not close the parent's copy of the connection.",
-                        f"{SERVE} sleep 0.3; curl --max-time 3 http://localhost:8888/hello; echo \"curl exit $? (28: timed out)\"; kill $!",
+                        f"{SERVE} curl --max-time 3 http://localhost:$P/hello; echo \"curl exit $? (28: timed out)\"; kill $!; cat $L",
                         lesson_failure=True),
     "zombies": Check("zombies", "every request leaves a zombie (Z, <defunct>)",
                      zombies_pile_up, "Collect no child in this step.",
-                     f"{SERVE} sleep 0.3; {CURL}; {CURL}; ps -o pid,ppid,stat,cmd --ppid $!; kill $!",
+                     f"{SERVE} {CURL}; {CURL}; ps -o pid,ppid,stat,cmd --ppid $!; kill $!",
                      lesson_failure=True),
     "emfile": Check("emfile", f"dies with 'accept: Too many open files' under an open-files limit of {OPEN_FILES}",
                     too_many_open_files, "accept() failing with EMFILE is fatal.",
-                    f"(ulimit -n {OPEN_FILES}; exec {{server}} --port 8888) & sleep 0.3; "
-                    "build/bin/client3 --port 8888 --max-clients 64; wait",
+                    f"L=$(mktemp); (ulimit -n {OPEN_FILES}; exec {{server}} --port 0 >$L) & {PORT} "
+                    "build/bin/client3 --port $P --max-clients 64; wait",
                     lesson_failure=True),
     "reports_child": Check("reports_child", "the SIGCHLD handler collects the child and reports it",
                            reports_child, "A SIGCHLD handler, installed with sigaction(), that calls wait().",
-                           f"{{server}} --port 8888 --sleep 0.2 & sleep 0.3; {CURL}; sleep 1"),
+                           f"{serve(' --sleep 0.2')} {CURL}; sleep 1; cat $L; kill $! 2>/dev/null"),
     "eintr": Check("eintr", "the child's exit interrupts accept(): the server dies with 'accept: Interrupted system call'",
                    dies_with_eintr, "sigaction() with sa_flags = SA_NOCLDSTOP: no SA_RESTART.",
-                   f"{{server}} --port 8888 --sleep 0.5 & sleep 0.3; {CURL}; wait $!; echo \"server exit $?\"",
+                   f"{serve(' --sleep 0.5')} {CURL}; sleep 1; cat $L; kill $! 2>/dev/null && echo 'still running: killed'; "
+                   "wait $!; echo \"server exit $?\"",
                    lesson_failure=True),
     "survives": Check("survives", "the server survives its child's exit, collects it, and answers again",
                       survives_child_exit, "Restart accept() when it fails with EINTR.",
-                      f"{SERVE} sleep 0.3; {CURL}; sleep 0.5; {CURL}; ps -o pid,ppid,stat,cmd --ppid $!; kill $!"),
+                      f"{SERVE} {CURL}; sleep 0.5; {CURL}; ps -o pid,ppid,stat,cmd --ppid $!; kill $!"),
     "burst_zombies": Check("burst_zombies", f"a burst of {BURST} clients leaves zombies (signals merge)",
                            burst_leaves_zombies, "One wait() per signal.",
-                           f"{SERVE} sleep 0.3; build/bin/client3 --port 8888 --max-clients {BURST}; sleep 1; "
+                           f"{SERVE} build/bin/client3 --port $P --max-clients {BURST}; sleep 1; "
                            "ps -o stat --ppid $! | grep -c Z; kill $!",
                            lesson_failure=True),
     "no_zombies": Check("no_zombies", f"bursts of {BURST} clients leave no zombie and no extra descriptor",
                         bursts_leave_no_zombie, "waitpid(-1, &status, WNOHANG) in a loop.",
-                        f"{SERVE} sleep 0.3; build/bin/client3 --port 8888 --max-clients {BURST}; sleep 1; "
+                        f"{SERVE} build/bin/client3 --port $P --max-clients {BURST}; sleep 1; "
                         "ps -o stat --ppid $! | grep -c Z; kill $!"),
     "low_nofile": Check("low_nofile", f"lives under an open-files limit of {OPEN_FILES}, descriptors flat",
                         lives_under_low_open_files, "Close the parent's copy of each connection.",
-                        f"(ulimit -n {OPEN_FILES}; exec {{server}} --port 8888) & sleep 0.3; "
-                        "build/bin/client3 --port 8888 --max-clients 64; ls /proc/$!/fd | wc -l; kill $!"),
+                        f"L=$(mktemp); (ulimit -n {OPEN_FILES}; exec {{server}} --port 0 >$L) & {PORT} "
+                        "build/bin/client3 --port $P --max-clients 64; ls /proc/$!/fd | wc -l; kill $!"),
     "keeps_accepting": Check("keeps_accepting", "the handler never blocks: the server accepts while a child runs",
                              keeps_accepting, "waitpid with WNOHANG.",
-                             "{server} --port 8888 & sleep 0.3; (sleep 5 | curl -s telnet://localhost:8888 &); sleep 0.3; "
+                             f"{SERVE} (sleep 5 | curl -s --max-time 6 telnet://localhost:$P &); sleep 0.3; "
                              f"{CURL}; {CURL}; kill $!"),
     "handler_safe": Check("handler_safe", "the SIGCHLD handler uses only async-signal-safe calls (its source)",
                           handler_is_signal_safe, "write(2), not printf, in the handler.",
