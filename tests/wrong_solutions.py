@@ -81,4 +81,9 @@ CATALOGUE = [
         r"    static_cast<void>(action);\n\1        int status;\n        pid_t done = wait(&status);\n"
         r"        if (done != -1)\n            report_child(done, status);\n",
         1, "eintr", r"No SIGCHLD handler is installed"),
+    WrongSolution(
+        "child_does_not_sleep", "e",
+        "the child exits at once after answering, without its --sleep pause",
+        r"^\s*std::this_thread::sleep_for\(std::chrono::duration<double>\(options\.sleep_seconds\)\);\n", r"",
+        1, "eintr", r"sleeps --sleep"),
 ]

@@ -278,12 +278,14 @@ def child_pids(ctx: Context) -> None:
                 harness.receive(sock, 5, until=harness.BODY)
             server.out.wait_for(r"^Child PID: ", 2, count=2)
             lines = server.out.matches(r"^Child PID: (\d+)\. Parent PID (\d+)$")
-            sleeping = {p.pid for p in server.children()}
+            sleeping = {p.pid for p in server.children() if p.state != "Z"}  # Each child sleeps 2 s.
             expect(len(lines) == 2 and all(int(m.group(2)) == server.pid and int(m.group(1)) in sleeping
                                            for m in lines),
                    f"two lines 'Child PID: X. Parent PID {server.pid}', X each a sleeping child of the server",
-                   f"lines {[m.string for m in lines]}, children {sorted(sleeping)}",
-                   "The child prints getpid() and getppid(), once per connection, before it answers.")
+                   f"lines {[m.string for m in lines]}, children (pid, state) "
+                   f"{sorted((p.pid, p.state) for p in server.children())}",
+                   "The child prints getpid() and getppid(), once per connection, before it answers; "
+                   "then it sleeps --sleep seconds.")
         finally:
             for sock in clients:
                 sock.close()
@@ -492,12 +494,23 @@ def reports_child(ctx: Context) -> None:
 
 
 def dies_with_eintr(ctx: Context) -> None:
-    with ctx.server(*ctx.sleep_args(0.5)) as server:
+    pause = 0.5
+    with ctx.server(*ctx.sleep_args(pause)) as server:
+        asked = time.monotonic()
         result = harness.curl(server.port, max_time=3)
         expect(result.returncode == 0 and result.stdout == "Hello, World!\n", "curl answered and ends",
                f"curl exit {result.returncode}, {quote(result.stdout + result.stderr)}")
         child = server.out.wait_for(r"^Child PID: (\d+)\.", 2)
         reported = child and server.out.wait_for(rf"^Child {child.group(1)} terminated", 3)
+        # The child exits no earlier than its sleep after the request (a hard bound for a child that
+        # sleeps; one that does not exits within milliseconds): the sleep is what puts the parent
+        # back in accept() when the child exits, surely.
+        if reported and ctx.takes_sleep():
+            after = time.monotonic() - asked
+            expect(after >= 0.8 * pause, f"the child sleeps --sleep {pause:g} s after answering, then exits",
+                   f"the child's exit reported {after:.2f} s after the request",
+                   "After answering, the child sleeps --sleep seconds before it closes the connection and "
+                   "exits, so that the parent is surely back in accept() when the child exits.")
         status = server.wait_exit(3)
         err = server.err.text()
         if status is None:
