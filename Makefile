@@ -4,6 +4,7 @@
 #   make test             install what is missing, build, run every test (CTest)
 #   make tour             show every lesson live; make tour STEP=d for one
 #   make bench            measure step g against a minimal server and Python's
+#                         (make bench ROUNDS=15 for more rounds than 9)
 #   make lint             clang-format, clang-tidy and cppcheck on the C++ code
 #   make sanitize         build with ASan and UBSan and run the whole suite
 #   make clean            remove the build folders
@@ -11,6 +12,7 @@
 BUILD    ?= build
 JOBS     ?= 2
 STEP     ?=
+ROUNDS   ?=
 # Debian's python3 (the one python3-pytest installs for), not a pyenv one first on PATH.
 PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
 STEPS    := step_a_iterative step_b_sleeping step_c_fork step_d_no_close step_e_sigchld step_f_eintr step_g_waitpid
@@ -49,7 +51,8 @@ tour: deps
 bench:
 	@sh tools/install-deps.sh bench
 	$(MAKE) all
-	$(PYTHON) bench/bench.py
+	cmake --build $(BUILD) -j $(JOBS) --target bench_webserver3g_static
+	$(PYTHON) bench/bench.py $(if $(ROUNDS),--rounds $(ROUNDS))
 
 lint:
 	@sh tools/install-deps.sh lint

@@ -1,5 +1,7 @@
 """`make bench`: step g measured side by side with a floor and with Python.
 
+    python3 bench/bench.py [--rounds N]     (make bench ROUNDS=N)
+
 What is measured, on 127.0.0.1 only:
 
 - Throughput: the requests per second that Debian's `ab` reports for
@@ -20,17 +22,23 @@ What is measured, on 127.0.0.1 only:
 - client3's connection rate against step g: the connections it made, divided
   by the wall-clock time of `client3 --max-clients 20 --max-conns 50`.
 
-The servers: step g (build/bin/webserver3g) as it is built; the floor
-(build/bin/bench_floor_server, bench/floor_server.cpp), the leanest
+The servers: step g as participants build it (build/bin/webserver3g, linked
+dynamically like any program) and the same source linked statically
+(bench_webserver3g_static); the floor (bench/floor_server.cpp), the leanest
 fork-per-connection server, whose CPU time per request is what fork(), exit
-and a TCP connection cost; and Python's socketserver.ForkingTCPServer
-(bench/python_forking_server.py) answering the same bytes.
+and a TCP connection cost, linked both ways too (bench_floor_server_dynamic,
+bench_floor_server); and Python's socketserver.ForkingTCPServer
+(bench/python_forking_server.py) answering the same bytes. Step g is compared
+with the floor linked alike: the difference is what step g's code costs; the
+difference between the two ways of linking is what linking costs per fork.
 
-How: the three servers are started once, through the workshop's harness
-(tools/harness.py), and measured in interleaved rounds (g, floor, Python,
-client3; g, floor, Python, client3; ...), so that whatever else the machine
+How: the servers are started through the workshop's harness
+(tools/harness.py) and measured in interleaved rounds (g, g static, floor,
+floor static, Python, client3; g, ...), so that whatever else the machine
 does at the time weighs on all of them alike. A warm-up round is not counted;
 the table shows the median of the rounds, with the lowest and highest value.
+The servers are started afresh, on new ports, every ROUNDS_PER_START rounds
+(pitfall 16: every request leaves a connection in TIME_WAIT for 60 s).
 It also writes an SVG bar chart into bench/results/ (git-ignored).
 
 A benchmark is not a test: the figures depend on the machine, and nothing
@@ -40,6 +48,7 @@ failed to run (a server did not start or died, ab or client3 failed).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
@@ -56,12 +65,14 @@ sys.path.insert(0, str(REPO / "tools"))
 
 import harness  # noqa: E402
 
-ROUNDS = 9
+ROUNDS = 9  # The default; --rounds N for more.
 # Requests per round: about 0.3 s for step g and the floor, 1 s for Python. The
 # CPU times in /proc/PID/stat come in clock ticks (10 ms), so one round's figure
 # is exact to 10 ms / N: 4 us for step g, 12 us for Python, whose requests cost
-# ten times more. Every request leaves a TIME_WAIT socket for 60 s; 9 rounds of
-# 2,500 stay well inside the 28,232 local ports of one server (pitfall 16).
+# ten times more. Every request leaves a TIME_WAIT socket for 60 s; a warm-up
+# and 9 rounds of 2,500 stay well inside the 28,232 local ports of one server
+# port (pitfall 16), so the servers are started afresh, on new ports, after 9.
+ROUNDS_PER_START = 9
 REQUESTS = 2500
 PYTHON_REQUESTS = 800
 WARM_UP_REQUESTS = 300
@@ -105,12 +116,13 @@ class Subject:
         return f"{self.label}: {path.name}, {'dynamic' if is_dynamic(path) else 'static'}"
 
 
-SUBJECTS = (
-    Subject("step g", "g"),
-    Subject("floor", "bench_floor_server"),
-    Subject("Python", "ForkingTCPServer",
-            ("/usr/bin/python3", str(REPO / "bench" / "python_forking_server.py")), PYTHON_REQUESTS),
-)
+STEP_G = Subject("step g", "g")  # As participants build it.
+STEP_G_STATIC = Subject("step g static", "bench_webserver3g_static")
+FLOOR = Subject("floor", "bench_floor_server_dynamic")
+FLOOR_STATIC = Subject("floor static", "bench_floor_server")
+PYTHON = Subject("Python", "ForkingTCPServer",
+                 ("/usr/bin/python3", str(REPO / "bench" / "python_forking_server.py")), PYTHON_REQUESTS)
+SUBJECTS = (STEP_G, STEP_G_STATIC, FLOOR, FLOOR_STATIC, PYTHON)
 
 
 @dataclass
@@ -244,22 +256,28 @@ def measure_client3(server: harness.Server) -> float:
     return int(made.group(1)) / result.seconds
 
 
-def run_rounds(servers: dict[Subject, harness.Server]) -> tuple[dict[Subject, Figures], list[float]]:
-    """The interleaved rounds, after one warm-up round that is not counted."""
-    figures = {subject: Figures() for subject in servers}
+def run_rounds(rounds: int) -> tuple[dict[Subject, Figures], list[float]]:
+    """The interleaved rounds. The servers are started afresh every
+    ROUNDS_PER_START rounds, each time with a warm-up round that is not
+    counted."""
+    figures = {subject: Figures() for subject in SUBJECTS}
     connection_rates: list[float] = []
-    g = servers[SUBJECTS[0]]
-    for server in servers.values():
-        measure_ab(server, WARM_UP_REQUESTS)
-    for number in range(1, ROUNDS + 1):
-        print(f"round {number} of {ROUNDS} ...", file=sys.stderr, flush=True)
-        for subject, server in servers.items():
-            run = measure_ab(server, subject.requests)
-            figures[subject].requests_per_second.append(run.requests_per_second)
-            figures[subject].cpu_per_request.append(run.cpu_per_request)
-            figures[subject].parent_faults.append(run.parent_faults)
-            figures[subject].child_faults.append(run.child_faults)
-        connection_rates.append(measure_client3(g))
+    number = 0
+    while number < rounds:
+        with contextlib.ExitStack() as stack:
+            servers = {subject: stack.enter_context(subject.server()) for subject in SUBJECTS}
+            for server in servers.values():
+                measure_ab(server, WARM_UP_REQUESTS)
+            for _ in range(min(ROUNDS_PER_START, rounds - number)):
+                number += 1
+                print(f"round {number} of {rounds} ...", file=sys.stderr, flush=True)
+                for subject, server in servers.items():
+                    run = measure_ab(server, subject.requests)
+                    figures[subject].requests_per_second.append(run.requests_per_second)
+                    figures[subject].cpu_per_request.append(run.cpu_per_request)
+                    figures[subject].parent_faults.append(run.parent_faults)
+                    figures[subject].child_faults.append(run.child_faults)
+                connection_rates.append(measure_client3(servers[STEP_G]))
     return figures, connection_rates
 
 
@@ -273,44 +291,63 @@ def median_and_range(values: list[float], scale: float = 1.0, digits: int = 0) -
     return f"{statistics.median(values) * scale:7,.{digits}f} {f'({low:,.{digits}f}-{high:,.{digits}f})':<15}"
 
 
-def ratio_line(name: str, ratio: float, target: str, met: bool, aside: str = "") -> str:
-    return f"{name:<36}{ratio:6.2f}x   target {target}: {'met' if met else 'NOT met'}{aside}"
+def ratio_line(name: str, ratio: float, target: str = "", met: bool = True, aside: str = "") -> str:
+    verdict = f"   target {target}: {'met' if met else 'NOT met'}" if target else ""
+    return f"{name:<44}{ratio:6.2f}x{verdict}{aside}"
 
 
-def table(figures: dict[Subject, Figures], connection_rates: list[float]) -> str:
-    g, floor, python = (figures[subject] for subject in SUBJECTS)
+def table(figures: dict[Subject, Figures], connection_rates: list[float], rounds: int) -> str:
     median = statistics.median
-    cpu_ratio = median(g.cpu_per_request) / median(floor.cpu_per_request)
-    # The same ratio round by round: how much the machine's noise moves it.
-    round_ratios = [a / b for a, b in zip(g.cpu_per_request, floor.cpu_per_request)]
-    python_cpu_ratio = median(python.cpu_per_request) / median(g.cpu_per_request)
-    throughput_ratio = median(g.requests_per_second) / median(python.requests_per_second)
-    floor_throughput_ratio = median(floor.requests_per_second) / median(python.requests_per_second)
+
+    def cpu(subject: Subject) -> float:
+        return median(figures[subject].cpu_per_request)
+
+    def code_ratio(g: Subject, floor: Subject, linked: str) -> str:
+        """Step g over the floor, linked alike: what step g's code costs."""
+        ratio = cpu(g) / cpu(floor)
+        # The same ratio round by round: how much the machine's noise moves it.
+        rounds = [a / b for a, b in zip(figures[g].cpu_per_request, figures[floor].cpu_per_request)]
+        return ratio_line(f"step g CPU per request / floor's, {linked}", ratio,
+                          f"at most {CPU_RATIO_TARGET:.2f}x", ratio <= CPU_RATIO_TARGET,
+                          f" (round by round: {min(rounds):.2f}-{max(rounds):.2f}x)")
+
+    def linking(dynamic: Subject, static: Subject) -> str:
+        """What linking dynamically costs per request (per fork)."""
+        extra = (cpu(dynamic) - cpu(static)) * 1e6
+        return f"{cpu(dynamic) / cpu(static):.2f}x ({extra:+.0f} us)"
+
+    python_ratio = cpu(PYTHON) / cpu(STEP_G)
+    python_static_ratio = cpu(PYTHON) / cpu(STEP_G_STATIC)
+    rps = {subject: median(figures[subject].requests_per_second) for subject in SUBJECTS}
     lines = [
-        f"make bench: {ROUNDS} interleaved rounds on 127.0.0.1 ({os.cpu_count()} CPUs, Linux {platform.release()});"
+        f"make bench: {rounds} interleaved rounds on 127.0.0.1 ({os.cpu_count()} CPUs, Linux {platform.release()});"
         " median (lowest-highest)",
         f"load: ab -n {REQUESTS} (Python: {PYTHON_REQUESTS}) -c {CONCURRENCY} per server and round;"
         " CPU: utime+stime+cutime+cstime in /proc/PID/stat",
         "minor page faults per request: minflt (parent) and cminflt (children) in /proc/PID/stat",
         "",
-        f"{'server':<38}{'requests/s':<24}{'CPU us/request':<24}{'faults: parent':<22}children",
+        f"{'server':<46}{'requests/s':<24}{'CPU us/request':<24}{'faults: parent':<22}children",
     ]
     for subject in SUBJECTS:
         f = figures[subject]
-        lines.append(f"{subject.description():<38}{median_and_range(f.requests_per_second):<24}"
+        lines.append(f"{subject.description():<46}{median_and_range(f.requests_per_second):<24}"
                      f"{median_and_range(f.cpu_per_request, 1e6):<24}"
                      f"{median_and_range(f.parent_faults, digits=1):<22}"
                      f"{median_and_range(f.child_faults, digits=1)}".rstrip())
     lines += [
-        f"{'client3 against step g':<38}{median_and_range(connection_rates).rstrip()} connections/s"
+        f"{'client3 against step g':<46}{median_and_range(connection_rates).rstrip()} connections/s"
         f" (--max-clients {CLIENT3_CLIENTS} --max-conns {CLIENT3_CONNS})",
         "",
-        ratio_line("step g CPU per request / floor's", cpu_ratio,
-                   f"at most {CPU_RATIO_TARGET:.2f}x", cpu_ratio <= CPU_RATIO_TARGET,
-                   f" (round by round: {min(round_ratios):.2f}-{max(round_ratios):.2f}x)"),
-        ratio_line("Python's CPU per request / step g's", python_cpu_ratio,
-                   f"at least {PYTHON_CPU_RATIO_TARGET:.0f}x", python_cpu_ratio >= PYTHON_CPU_RATIO_TARGET),
-        "step g requests/s / Python's".ljust(36) + f"{throughput_ratio:6.2f}x   (the floor's: {floor_throughput_ratio:.2f}x)",
+        code_ratio(STEP_G, FLOOR, "dynamic"),
+        code_ratio(STEP_G_STATIC, FLOOR_STATIC, "static"),
+        "CPU per request, dynamic / static".ljust(44)
+        + f"step g {linking(STEP_G, STEP_G_STATIC)}, floor {linking(FLOOR, FLOOR_STATIC)}",
+        ratio_line("Python's CPU per request / step g's", python_ratio,
+                   f"at least {PYTHON_CPU_RATIO_TARGET:.0f}x", python_ratio >= PYTHON_CPU_RATIO_TARGET,
+                   f" (step g static: {python_static_ratio:.2f}x)"),
+        ratio_line("step g requests/s / Python's", rps[STEP_G] / rps[PYTHON],
+                   aside=f"   (step g static: {rps[STEP_G_STATIC] / rps[PYTHON]:.2f}x,"
+                   f" the floor: {rps[FLOOR] / rps[PYTHON]:.2f}x, static: {rps[FLOOR_STATIC] / rps[PYTHON]:.2f}x)"),
     ]
     return "\n".join(lines)
 
@@ -324,7 +361,7 @@ def bar_chart(figures: dict[Subject, Figures]) -> str:
          [statistics.median(figures[s].cpu_per_request) * 1e6 for s in SUBJECTS]),
     ]
     width, label_width, bar_width, row = 640, 110, 420, 26
-    colours = ("#2b6cb0", "#718096", "#d69e2e")
+    colours = ("#2b6cb0", "#63b3ed", "#718096", "#a0aec0", "#d69e2e")
     parts, y = [], 10
     for title, values in panels:
         parts.append(f'<text x="10" y="{y + 14}" font-weight="bold">{title}</text>')
@@ -343,11 +380,14 @@ def bar_chart(figures: dict[Subject, Figures]) -> str:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description="make bench: step g against the floor and Python")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"interleaved rounds (default {ROUNDS})")
+    args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     harness.prepare_process()
     try:
-        with contextlib.ExitStack() as stack:
-            servers = {subject: stack.enter_context(subject.server()) for subject in SUBJECTS}
-            figures, connection_rates = run_rounds(servers)
+        figures, connection_rates = run_rounds(args.rounds)
     except (BenchFailed, harness.ServerDidNotStart, FileNotFoundError) as error:
         print(f"bench: {error}", file=sys.stderr)
         return 1
@@ -355,7 +395,7 @@ def main() -> int:
     if left:
         print(f"bench: processes left behind: {left}", file=sys.stderr)
         return 1
-    report = table(figures, connection_rates)
+    report = table(figures, connection_rates, args.rounds)
     print(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench.txt").write_text(report + "\n")
