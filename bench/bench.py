@@ -23,19 +23,22 @@ What is measured, on 127.0.0.1 only:
   by the wall-clock time of `client3 --max-clients 20 --max-conns 50`.
 
 The servers: step g as participants build it (build/bin/webserver3g, linked
-dynamically like any program) and the same source linked statically
-(bench_webserver3g_static); the floor (bench/floor_server.cpp), the leanest
+dynamically, with the C++ runtime copied in and every symbol bound at start:
+see step_g_waitpid/CMakeLists.txt), the same source linked statically
+(bench_webserver3g_static) and with the compiler's default link
+(bench_webserver3g_default); the floor (bench/floor_server.cpp), the leanest
 fork-per-connection server, whose CPU time per request is what fork(), exit
-and a TCP connection cost, linked both ways too (bench_floor_server_dynamic,
-bench_floor_server); and Python's socketserver.ForkingTCPServer
-(bench/python_forking_server.py) answering the same bytes. Step g is compared
-with the floor linked alike: the difference is what step g's code costs; the
-difference between the two ways of linking is what linking costs per fork.
+and a TCP connection cost, linked as the steps are and statically
+(bench_floor_server_dynamic, bench_floor_server); and Python's
+socketserver.ForkingTCPServer (bench/python_forking_server.py) answering the
+same bytes. Step g is compared with the floor linked alike: the difference is
+what step g's code costs; the differences between the ways of linking are
+what linking costs per request.
 
 How: the servers are started through the workshop's harness
-(tools/harness.py) and measured in interleaved rounds (g, g static, floor,
-floor static, Python, client3; g, ...), so that whatever else the machine
-does at the time weighs on all of them alike. A warm-up round is not counted;
+(tools/harness.py) and measured in interleaved rounds (g, floor, g static,
+floor static, g default, Python, client3; g, ...), so that whatever else the
+machine does at the time weighs on all of them alike. A warm-up round is not counted;
 the table shows the median of the rounds, with the lowest and highest value.
 The servers are started afresh, on new ports, every ROUNDS_PER_START rounds
 (pitfall 16: every request leaves a connection in TIME_WAIT for 60 s).
@@ -111,18 +114,19 @@ class Subject:
     def description(self) -> str:
         """What runs: the binary and how it is linked, or the command."""
         if self.program:
-            return f"{self.label}: {Path(self.program[-1]).name}"
+            return f"{self.label:<16}{Path(self.program[-1]).name}"
         path = harness.binary(self.name)
-        return f"{self.label}: {path.name}, {'dynamic' if is_dynamic(path) else 'static'}"
+        return f"{self.label:<16}{path.name} ({'dynamic' if is_dynamic(path) else 'static'})"
 
 
 STEP_G = Subject("step g", "g")  # As participants build it.
+STEP_G_DEFAULT = Subject("step g default", "bench_webserver3g_default")  # Without the steps' link options.
 STEP_G_STATIC = Subject("step g static", "bench_webserver3g_static")
 FLOOR = Subject("floor", "bench_floor_server_dynamic")
 FLOOR_STATIC = Subject("floor static", "bench_floor_server")
 PYTHON = Subject("Python", "ForkingTCPServer",
                  ("/usr/bin/python3", str(REPO / "bench" / "python_forking_server.py")), PYTHON_REQUESTS)
-SUBJECTS = (STEP_G, STEP_G_STATIC, FLOOR, FLOOR_STATIC, PYTHON)
+SUBJECTS = (STEP_G, FLOOR, STEP_G_STATIC, FLOOR_STATIC, STEP_G_DEFAULT, PYTHON)
 
 
 @dataclass
@@ -326,22 +330,23 @@ def table(figures: dict[Subject, Figures], connection_rates: list[float], rounds
         " CPU: utime+stime+cutime+cstime in /proc/PID/stat",
         "minor page faults per request: minflt (parent) and cminflt (children) in /proc/PID/stat",
         "",
-        f"{'server':<46}{'requests/s':<24}{'CPU us/request':<24}{'faults: parent':<22}children",
+        f"{'server':<52}{'requests/s':<24}{'CPU us/request':<24}{'faults: parent':<22}children",
     ]
     for subject in SUBJECTS:
         f = figures[subject]
-        lines.append(f"{subject.description():<46}{median_and_range(f.requests_per_second):<24}"
+        lines.append(f"{subject.description():<52}{median_and_range(f.requests_per_second):<24}"
                      f"{median_and_range(f.cpu_per_request, 1e6):<24}"
                      f"{median_and_range(f.parent_faults, digits=1):<22}"
                      f"{median_and_range(f.child_faults, digits=1)}".rstrip())
     lines += [
-        f"{'client3 against step g':<46}{median_and_range(connection_rates).rstrip()} connections/s"
+        f"{'client3 against step g':<52}{median_and_range(connection_rates).rstrip()} connections/s"
         f" (--max-clients {CLIENT3_CLIENTS} --max-conns {CLIENT3_CONNS})",
         "",
         code_ratio(STEP_G, FLOOR, "dynamic"),
         code_ratio(STEP_G_STATIC, FLOOR_STATIC, "static"),
         "CPU per request, dynamic / static".ljust(44)
         + f"step g {linking(STEP_G, STEP_G_STATIC)}, floor {linking(FLOOR, FLOOR_STATIC)}",
+        "CPU per request, default link / steps' link".ljust(44) + f"step g {linking(STEP_G_DEFAULT, STEP_G)}",
         ratio_line("Python's CPU per request / step g's", python_ratio,
                    f"at least {PYTHON_CPU_RATIO_TARGET:.0f}x", python_ratio >= PYTHON_CPU_RATIO_TARGET,
                    f" (step g static: {python_static_ratio:.2f}x)"),
@@ -361,7 +366,7 @@ def bar_chart(figures: dict[Subject, Figures]) -> str:
          [statistics.median(figures[s].cpu_per_request) * 1e6 for s in SUBJECTS]),
     ]
     width, label_width, bar_width, row = 640, 110, 420, 26
-    colours = ("#2b6cb0", "#63b3ed", "#718096", "#a0aec0", "#d69e2e")
+    colours = ("#2b6cb0", "#718096", "#63b3ed", "#a0aec0", "#90cdf4", "#d69e2e")
     parts, y = [], 10
     for title, values in panels:
         parts.append(f'<text x="10" y="{y + 14}" font-weight="bold">{title}</text>')
