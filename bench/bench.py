@@ -24,25 +24,27 @@ What is measured, on 127.0.0.1 only:
 
 The servers: step g as participants build it (build/bin/webserver3g, linked
 dynamically, with the C++ runtime copied in and every symbol bound at start:
-see step_g_waitpid/CMakeLists.txt), the same source linked statically
-(bench_webserver3g_static) and with the compiler's default link
-(bench_webserver3g_default); the floor (bench/floor_server.cpp), the leanest
-fork-per-connection server, whose CPU time per request is what fork(), exit
-and a TCP connection cost, linked as the steps are and statically
-(bench_floor_server_dynamic, bench_floor_server); and Python's
+see step_g_waitpid/CMakeLists.txt); the same binary with its output going to
+a file instead of the harness's pipe (see FileOutputServer); step g's source
+linked statically (bench_webserver3g_static) and with the compiler's default
+link (bench_webserver3g_default); the floor (bench/floor_server.cpp), the
+leanest fork-per-connection server, whose CPU time per request is what
+fork(), exit and a TCP connection cost, linked as the steps are and
+statically (bench_floor_server_dynamic, bench_floor_server); and Python's
 socketserver.ForkingTCPServer (bench/python_forking_server.py) answering the
 same bytes. Step g is compared with the floor linked alike: the difference is
 what step g's code costs; the differences between the ways of linking are
 what linking costs per request.
 
 How: the servers are started through the workshop's harness
-(tools/harness.py) and measured in interleaved rounds (g, floor, g static,
-floor static, g default, Python, client3; g, ...), so that whatever else the
-machine does at the time weighs on all of them alike. A warm-up round is not counted;
-the table shows the median of the rounds, with the lowest and highest value.
-The servers are started afresh, on new ports, every ROUNDS_PER_START rounds
-(pitfall 16: every request leaves a connection in TIME_WAIT for 60 s).
-It also writes an SVG bar chart into bench/results/ (git-ignored).
+(tools/harness.py) and measured in interleaved rounds, one after the other
+in the order of the table, then client3; then again, so that whatever else
+the machine does at the time weighs on all of them alike. A warm-up round is
+not counted; the table shows the median of the rounds, with the lowest and
+highest value. The servers are started afresh, on new ports, every
+ROUNDS_PER_START rounds (pitfall 16: every request leaves a connection in
+TIME_WAIT for 60 s). It also writes an SVG bar chart into bench/results/
+(git-ignored).
 
 A benchmark is not a test: the figures depend on the machine, and nothing
 here fails because of them. The script exits with status 1 only if something
@@ -56,9 +58,12 @@ import contextlib
 import os
 import platform
 import re
+import signal
 import statistics
 import struct
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,8 +111,11 @@ class Subject:
     name: str
     program: tuple[str, ...] | None = None
     requests: int = REQUESTS  # Per round.
+    output_to_file: bool = False  # Its stdout goes to a file, not to the harness's pipe.
 
-    def server(self) -> harness.Server:
+    def server(self) -> harness.Server | FileOutputServer:
+        if self.output_to_file:
+            return FileOutputServer(self.name)
         program = list(self.program) if self.program else None
         return harness.Server(self.name, program=program)
 
@@ -116,17 +124,79 @@ class Subject:
         if self.program:
             return f"{self.label:<16}{Path(self.program[-1]).name}"
         path = harness.binary(self.name)
-        return f"{self.label:<16}{path.name} ({'dynamic' if is_dynamic(path) else 'static'})"
+        output = ", > file" if self.output_to_file else ""
+        return f"{self.label:<16}{path.name} ({'dynamic' if is_dynamic(path) else 'static'}{output})"
+
+
+class FileOutputServer:
+    """A server started as the harness starts one (port 0, its own process
+    group), but with its output going to an unnamed file instead of a pipe.
+
+    Every server that the harness starts writes to a pipe that a thread of
+    this process reads line by line; each line that the server writes wakes
+    that thread up, and the server pays for the wake-up. A file has no reader
+    to wake. So the two differ by what printing costs beyond write() itself."""
+
+    def __init__(self, name: str):
+        self.step = f"{name} > file"
+        self.command = [str(harness.binary(name)), "--port", "0"]
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.out = tempfile.TemporaryFile()
+        self.errors = tempfile.TemporaryFile()
+
+    def __enter__(self) -> "FileOutputServer":
+        self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=self.out,
+                                     stderr=self.errors, process_group=0)
+        deadline = time.monotonic() + 10.0
+        while True:
+            first = os.pread(self.out.fileno(), 200, 0).decode(errors="replace")
+            match = re.match(r"Serving HTTP on port (\d+) \.\.\.\n", first)
+            if match:
+                self.port = int(match.group(1))
+                return self
+            if not self.alive() or time.monotonic() > deadline:
+                self.__exit__()
+                raise BenchFailed(f"{self.step} did not start: {first!r} {self.error_text()!r}")
+            time.sleep(0.02)
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            harness.reap_group(self.proc.pid)
+        self.out.close()
+        self.errors.close()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def children(self) -> list[harness.Proc]:
+        return harness.children_of(self.pid)
+
+    def error_text(self) -> str:
+        return os.pread(self.errors.fileno(), 2000, 0).decode(errors="replace")
+
+
+def error_text(server: harness.Server | FileOutputServer) -> str:
+    """What the server wrote to stderr."""
+    return server.error_text() if isinstance(server, FileOutputServer) else server.err.text()
 
 
 STEP_G = Subject("step g", "g")  # As participants build it.
+STEP_G_FILE = Subject("step g > file", "g", output_to_file=True)
 STEP_G_DEFAULT = Subject("step g default", "bench_webserver3g_default")  # Without the steps' link options.
 STEP_G_STATIC = Subject("step g static", "bench_webserver3g_static")
 FLOOR = Subject("floor", "bench_floor_server_dynamic")
 FLOOR_STATIC = Subject("floor static", "bench_floor_server")
 PYTHON = Subject("Python", "ForkingTCPServer",
                  ("/usr/bin/python3", str(REPO / "bench" / "python_forking_server.py")), PYTHON_REQUESTS)
-SUBJECTS = (STEP_G, FLOOR, STEP_G_STATIC, FLOOR_STATIC, STEP_G_DEFAULT, PYTHON)
+SUBJECTS = (STEP_G, FLOOR, STEP_G_FILE, STEP_G_STATIC, FLOOR_STATIC, STEP_G_DEFAULT, PYTHON)
 
 
 @dataclass
@@ -187,7 +257,7 @@ def accept_queue(port: int) -> int:
     raise BenchFailed(f"nothing listens on 127.0.0.1:{port}")
 
 
-def settle(server: harness.Server, timeout: float = 10.0) -> None:
+def settle(server: harness.Server | FileOutputServer, timeout: float = 10.0) -> None:
     """Wait until the server has accepted every connection and collected
     every child, so that its CPU time covers all the work it was given.
 
@@ -197,12 +267,12 @@ def settle(server: harness.Server, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while accept_queue(server.port) > 0 or server.children():
         if not server.alive():
-            raise BenchFailed(f"{server.step} died: {server.err.text()!r}")
+            raise BenchFailed(f"{server.step} died: {error_text(server)!r}")
         if time.monotonic() > deadline:
             raise BenchFailed(f"{server.step} did not serve and collect everything in {timeout:.0f} s")
         time.sleep(0.02)
     if not server.alive():
-        raise BenchFailed(f"{server.step} died: {server.err.text()!r}")
+        raise BenchFailed(f"{server.step} died: {error_text(server)!r}")
 
 
 def ab_figure(output: str, name: str) -> float:
@@ -222,7 +292,7 @@ class Run:
     child_faults: float
 
 
-def measure_ab(server: harness.Server, requests: int) -> Run:
+def measure_ab(server: harness.Server | FileOutputServer, requests: int) -> Run:
     """One ab run against the server."""
     settle(server)
     before = counters(server.pid)
@@ -306,14 +376,13 @@ def table(figures: dict[Subject, Figures], connection_rates: list[float], rounds
     def cpu(subject: Subject) -> float:
         return median(figures[subject].cpu_per_request)
 
-    def code_ratio(g: Subject, floor: Subject, linked: str) -> str:
+    def code_ratio(g: Subject, floor: Subject, name: str, target: bool = True) -> str:
         """Step g over the floor, linked alike: what step g's code costs."""
         ratio = cpu(g) / cpu(floor)
         # The same ratio round by round: how much the machine's noise moves it.
         rounds = [a / b for a, b in zip(figures[g].cpu_per_request, figures[floor].cpu_per_request)]
-        return ratio_line(f"step g CPU per request / floor's, {linked}", ratio,
-                          f"at most {CPU_RATIO_TARGET:.2f}x", ratio <= CPU_RATIO_TARGET,
-                          f" (round by round: {min(rounds):.2f}-{max(rounds):.2f}x)")
+        return ratio_line(name, ratio, f"at most {CPU_RATIO_TARGET:.2f}x" if target else "",
+                          ratio <= CPU_RATIO_TARGET, f" (round by round: {min(rounds):.2f}-{max(rounds):.2f}x)")
 
     def linking(dynamic: Subject, static: Subject) -> str:
         """What linking dynamically costs per request (per fork)."""
@@ -342,8 +411,9 @@ def table(figures: dict[Subject, Figures], connection_rates: list[float], rounds
         f"{'client3 against step g':<52}{median_and_range(connection_rates).rstrip()} connections/s"
         f" (--max-clients {CLIENT3_CLIENTS} --max-conns {CLIENT3_CONNS})",
         "",
-        code_ratio(STEP_G, FLOOR, "dynamic"),
-        code_ratio(STEP_G_STATIC, FLOOR_STATIC, "static"),
+        code_ratio(STEP_G, FLOOR, "step g CPU per request / floor's"),
+        code_ratio(STEP_G_STATIC, FLOOR_STATIC, "the same, both static"),
+        code_ratio(STEP_G_FILE, FLOOR, "the same, step g's output to a file", target=False),
         "CPU per request, dynamic / static".ljust(44)
         + f"step g {linking(STEP_G, STEP_G_STATIC)}, floor {linking(FLOOR, FLOOR_STATIC)}",
         "CPU per request, default link / steps' link".ljust(44) + f"step g {linking(STEP_G_DEFAULT, STEP_G)}",
@@ -366,7 +436,7 @@ def bar_chart(figures: dict[Subject, Figures]) -> str:
          [statistics.median(figures[s].cpu_per_request) * 1e6 for s in SUBJECTS]),
     ]
     width, label_width, bar_width, row = 640, 110, 420, 26
-    colours = ("#2b6cb0", "#718096", "#63b3ed", "#a0aec0", "#90cdf4", "#d69e2e")
+    colours = ("#2b6cb0", "#718096", "#4299e1", "#63b3ed", "#a0aec0", "#90cdf4", "#d69e2e")
     parts, y = [], 10
     for title, values in panels:
         parts.append(f'<text x="10" y="{y + 14}" font-weight="bold">{title}</text>')
