@@ -2,7 +2,8 @@
 #   make                  build every step, the client and the tests
 #   make step_c_fork      build one step (any step folder's name)
 #   make test             install what is missing, build, run every test (CTest)
-#   make tour             show every lesson live; make tour STEP=d for one
+#   make tour             show every lesson live; make tour STEP=d for one,
+#                         make tour PAUSE=1 to wait for Enter before each lesson
 #   make bench            measure step g against a minimal server and Python's
 #                         (make bench ROUNDS=15 for more rounds than 9)
 #   make lint             clang-format, clang-tidy and cppcheck on the C++ code
@@ -12,6 +13,7 @@
 BUILD    ?= build
 JOBS     ?= 2
 STEP     ?=
+PAUSE    ?=
 ROUNDS   ?=
 # Debian's python3 (the one python3-pytest installs for), not a pyenv one first on PATH.
 PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
@@ -44,9 +46,19 @@ test: deps
 	$(MAKE) all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# The tour needs the servers and client3 only. It builds them quietly: one
+# line, and the build's own output (without its progress lines) only when it
+# fails. Two tours started together take turns to build (flock on the build
+# folder), rather than writing the same files at once.
+TOUR_PROGRAMS := $(foreach step,$(STEPS),webserver3$(word 2,$(subst _, ,$(step)))) client3
+
 tour: deps
-	$(MAKE) all
-	$(PYTHON) tools/tour.py $(STEP)
+	@printf 'Building the servers and client3 in %s/ ... ' '$(BUILD)'; \
+	mkdir -p '$(BUILD)'; \
+	if log=$$(flock '$(BUILD)' sh -c '$(MAKE) -s configure && cmake --build "$$1" -j $(JOBS) --target $(TOUR_PROGRAMS)' sh '$(BUILD)' 2>&1); \
+	then echo done; \
+	else echo failed:; printf '%s\n' "$$log" | grep -v -e '^\[ *[0-9]*%\]' -e '^-- '; exit 1; fi
+	@WORKSHOP_BIN='$(abspath $(BUILD))/bin' $(PYTHON) tools/tour.py $(if $(filter-out 0,$(PAUSE)),--pause) $(STEP)
 
 bench:
 	@sh tools/install-deps.sh bench
@@ -66,3 +78,14 @@ sanitize: deps
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-sanitize
+
+# Before the workshop (see the README's "Before the workshop").
+#   make doctor            is this machine ready? one line per item, and what to do
+#   make container-check   maintainers: build the dev container, run make test and make tour
+#                          inside it as root and as its ordinary user (minutes; not part of make test)
+.PHONY: doctor container-check
+doctor:
+	@sh tools/doctor.sh
+
+container-check:
+	@sh tools/container-check.sh

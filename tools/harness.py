@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -212,13 +214,40 @@ def tasks_of_user(uid: int) -> int:
     return count
 
 
+def steady_tasks_of_user(uid: int, timeout: float = 3.0) -> int:
+    """tasks_of_user(uid), once it has stayed the same for a moment: that
+    user's other programs (another tour's burst of clients, say) come and go,
+    and a limit computed in the middle of a burst would be far off."""
+    deadline = time.monotonic() + timeout
+    last = tasks_of_user(uid)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = tasks_of_user(uid)
+        if now == last:
+            break
+        last = now
+    return last
+
+
+_reserved_uids: dict[int, socket.socket] = {}
+
+
 def scratch_identity() -> tuple[int, int]:
     """An unused uid, and the gid of the same number: no account, no group,
-    no process. Root runs a server under it to make RLIMIT_NPROC bite."""
+    no process. Root runs a server under it to make RLIMIT_NPROC bite.
+
+    The process limit counts every process of that uid, so two launchers
+    (two tours, a tour and the tests) must never share one. The uid is
+    reserved for this process until release_scratch_identity() (or its exit)
+    by binding an abstract Unix socket named after it: the kernel keeps the
+    name unique and frees it with the socket, leaving no file behind. The
+    search starts at a random place, so that launchers rarely even meet."""
     import grp
     import pwd
 
-    for uid in range(54321, 60000):
+    first, last = 54321, 60000
+    start = random.randrange(first, last)
+    for uid in [*range(start, last), *range(first, start)]:
         try:
             pwd.getpwuid(uid)
             continue
@@ -229,9 +258,39 @@ def scratch_identity() -> tuple[int, int]:
             continue
         except KeyError:
             pass
+        claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            claim.bind(f"\0workshop-scratch-uid-{uid}")
+        except OSError:
+            claim.close()
+            continue  # Another launcher holds it.
         if tasks_of_user(uid) == 0:
+            _reserved_uids[uid] = claim
             return uid, uid
-    raise RuntimeError("no unused uid between 54321 and 60000")
+        claim.close()
+    raise RuntimeError(f"no unused uid between {first} and {last}")
+
+
+def release_scratch_identity(uid: int) -> None:
+    claim = _reserved_uids.pop(uid, None)
+    if claim is not None:
+        claim.close()
+
+
+def strace_problem() -> str | None:
+    """None when strace can trace a program here; otherwise why not, in a few
+    words. Containers often forbid ptrace: try it once on `true`."""
+    if shutil.which("strace") is None:
+        return "strace is not installed"
+    try:
+        result = subprocess.run(["strace", "-o", "/dev/null", "true"], stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"strace did not run ({error})"
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines()
+        return lines[0] if lines else f"strace failed with status {result.returncode}"
+    return None
 
 
 def ps_rows(pid: int) -> str:
@@ -260,16 +319,21 @@ class Server:
     binary()). Any other command that keeps the servers' contract (`--port 0`,
     then `Serving HTTP on port N ...` first) runs with `program`, the start of
     its command line (an interpreter and a script, say); `step` only names it.
-    Optional limits apply to the server alone: `nofile` (open files) and
-    `nproc` (processes of its user). Root ignores the process limit, so with
-    `nproc` set a root launcher runs the server under an unused uid and gid,
-    from a copy of the binary in a fresh folder that uid can reach (so not
-    with `program`, which cannot be copied that way).
+    Optional limits apply to the server alone, set with the shell's `ulimit`
+    as a participant would: `nofile` (open files) and `nproc` (processes of
+    its user). Root ignores the process limit, so with `nproc` set a root
+    launcher runs the server under an unused uid and gid of its own (see
+    scratch_identity()), from a copy of the binary in a fresh folder that uid
+    can reach (so not with `program`, which cannot be copied that way).
+    With `strace` (a list of strace options, say ["-e", "trace=accept"]) the
+    server runs under `strace -f -o FILE`; `pid` is then the server's, not
+    strace's, and trace_text() returns what strace has written so far.
     Use as a context manager: leaving it kills and reaps the whole group.
     """
 
     def __init__(self, step: str, *args: str, nofile: int | None = None, nproc: int | None = None,
-                 echo=None, echo_errors=None, program: list[str] | None = None):
+                 echo=None, echo_errors=None, program: list[str] | None = None,
+                 strace: list[str] | None = None):
         if program is not None and nproc is not None and os.geteuid() == 0:
             raise ValueError("a root launcher cannot apply nproc to a program given by `program`")
         self.step = step
@@ -277,12 +341,15 @@ class Server:
         self.args = [str(a) for a in args]
         self.nofile = nofile
         self.nproc = nproc
+        self.strace = None if strace is None else [str(o) for o in strace]
         self.echo = echo
         self.echo_errors = echo_errors
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
         self.uid: int | None = None
+        self.trace_file: str | None = None
         self._scratch_dir: str | None = None
+        self._pid: int | None = None
         self.argv: list[str] | None = None
 
     def command(self) -> list[str]:
@@ -293,21 +360,27 @@ class Server:
 
     def _build_command(self) -> list[str]:
         program = self.program or [str(binary(self.step))]
-        if self.nproc is not None and os.geteuid() == 0:
+        scratch = self.nproc is not None and os.geteuid() == 0
+        if scratch or self.strace is not None:
             self._scratch_dir = tempfile.mkdtemp(prefix="workshop-")
             os.chmod(self._scratch_dir, 0o755)
+        if scratch:
             program = [shutil.copy2(program[0], self._scratch_dir)]
         command = [*program, "--port", "0", *self.args]
         limits = []
         if self.nofile is not None:
-            limits.append(f"--nofile={self.nofile}:{self.nofile}")
+            limits.append(f"ulimit -n {self.nofile}")
         if self.nproc is not None:
-            limits.append(f"--nproc={self.nproc}:{self.nproc}")
-        if self.nproc is not None and os.geteuid() == 0:
+            limits.append(f"ulimit -u {self.nproc}")
+        if limits:
+            # bash, not sh: dash has no `ulimit -u`. `exec` keeps the PID.
+            command = ["bash", "-c", " && ".join([*limits, f"exec {shlex.join(command)}"])]
+        if scratch:
             self.uid, gid = scratch_identity()
             command = ["setpriv", f"--reuid={self.uid}", f"--regid={gid}", "--clear-groups", *command]
-        if limits:
-            command = ["prlimit", *limits, "--", *command]
+        if self.strace is not None:
+            self.trace_file = os.path.join(self._scratch_dir, "strace.txt")
+            command = ["strace", "-f", "-o", self.trace_file, *self.strace, *command]
         return command
 
     def start(self, timeout: float = 10.0) -> "Server":
@@ -328,11 +401,20 @@ class Server:
         if self.out.lines[0] != first.group(0):
             raise ServerDidNotStart(f"the first line was {self.out.lines[0]!r}")
         self.port = int(first.group(1))
+        if self.strace is not None:
+            # strace's only child is the server (it has printed, so it exists).
+            self._pid = children_of(self.proc.pid)[0].pid
         return self
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        return self._pid or self.proc.pid
+
+    def trace_text(self) -> str:
+        """What strace has written so far (with `strace`); a call still
+        blocked shows as a last line without its end."""
+        with open(self.trace_file, encoding="utf-8", errors="backslashreplace") as f:
+            return f.read()
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -415,6 +497,8 @@ class Server:
         self.proc.stderr.close()
         if self._scratch_dir:
             shutil.rmtree(self._scratch_dir, ignore_errors=True)
+        if self.uid is not None:
+            release_scratch_identity(self.uid)
 
     def __enter__(self) -> "Server":
         return self.start()
@@ -513,4 +597,4 @@ def process_limit(margin: int) -> int:
     that user already has."""
     if os.geteuid() == 0:
         return margin
-    return tasks_of_user(os.getuid()) + margin
+    return steady_tasks_of_user(os.getuid()) + margin

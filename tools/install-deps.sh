@@ -7,7 +7,8 @@
 # or prints the exact command to run and fails.
 set -eu
 
-packages="cmake g++ make libgtest-dev python3 python3-pytest curl procps util-linux"
+# strace: the tour (and its test) show what the kernel saw in the signal lessons.
+packages="cmake g++ make libgtest-dev python3 python3-pytest curl procps util-linux strace"
 case "${1:-}" in
     bench) packages="$packages apache2-utils" ;;
     lint) packages="$packages clang-format clang-tidy cppcheck" ;;
@@ -26,7 +27,10 @@ for package in $packages; do
 done
 [ -z "$missing" ] && exit 0
 
-install="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends$missing"
+# Wait for apt's lock rather than fail: another install may be running (two
+# tours started together on a fresh machine, say).
+wait="-o DPkg::Lock::Timeout=300"
+install="apt-get $wait update && DEBIAN_FRONTEND=noninteractive apt-get $wait install -y --no-install-recommends$missing"
 echo "install-deps: installing$missing"
 if [ "$(id -u)" -eq 0 ]; then
     sh -c "$install"

@@ -2,17 +2,26 @@
 
     make tour            all seven steps, in the article's order
     make tour STEP=d     one step
+    make tour PAUSE=1    wait for Enter before each lesson (for a presenter)
 
 For each step it shows the commands a participant would type, runs them for
 real (through the same harness as the tests), shows what they printed, and
-says in one sentence what was just seen and why. Waits are short (a sleep of
-2 seconds, not the article's 60). It exits 0 when every lesson showed as
-expected; otherwise it names the lessons that did not show and exits 1.
+says in one sentence what was just seen and why. For the signal lessons (e
+and f) it also runs the server under strace and shows what the kernel saw.
+Waits are short (a sleep of 2 seconds, not the article's 60). It exits 0 when
+every lesson showed as expected; otherwise it names the lessons that did not
+show and exits 1.
+
+What it measures, it measures for its own servers only (their children, their
+descriptors, their own user's processes), so that two tours, or a tour and
+`make test`, can run at once.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import signal
 import sys
 import threading
@@ -44,32 +53,45 @@ def style(text: str, code: str) -> str:
     return f"\033[{code}m{text}\033[0m" if COLOUR else text
 
 
+# What the programs and the kernel printed is the brightest thing on the
+# screen (bold, in the terminal's own colour: readable on a projector, dark or
+# light); the commands are coloured, the tour's own words plain.
+EVIDENCE = "1"
+FAILURE = "1;31"
+COMMAND = "36"
+
+
 def heading(step: str, title: str) -> None:
     say()
     say(style(f"━━ Step {step}: {title} ━━", "1;36"))
 
 
 def command(text: str) -> None:
-    say(style(f"$ {text}", "1"))
+    say(style(f"$ {text}", COMMAND))
 
 
-def output(text: str, prefix: str = "  ") -> None:
+def output(text: str, prefix: str = "  ", colour: str = EVIDENCE) -> None:
     for line in text.rstrip("\n").splitlines():
-        say(f"{prefix}{line}")
+        say(style(f"{prefix}{line}", colour))
 
 
 def explain(text: str) -> None:
-    say(style(f"→ {text}", "33"))
+    say(f"→ {text}")
+
+
+def note(text: str) -> None:
+    """The tour's own remark on what it does (not evidence)."""
+    say(f"  ({text})")
 
 
 def relative(word: str) -> str:
     """Show paths inside the repository as a participant there would type them."""
-    if not word.startswith("/"):
-        return word
-    try:
-        return "./" + str(Path(word).resolve().relative_to(harness.REPO))
-    except ValueError:
-        return word
+    return word.replace(f"{harness.REPO}/", "./")
+
+
+def as_typed(argv: list[str]) -> str:
+    """A command line as a participant would type it into a shell."""
+    return shlex.join(relative(a) for a in argv)
 
 
 class Echo:
@@ -96,7 +118,7 @@ class Echo:
             say(style(f"  {self.label}│ {line}", self.colour))
         self.held = []
         if self.hidden:
-            say(style(f"  {self.label}│ … and {self.hidden} more lines", self.colour))
+            say(f"  {self.label}│ … and {self.hidden} more lines")
             self.hidden = 0
 
     def __call__(self, line: str) -> None:
@@ -109,32 +131,102 @@ class Echo:
             self.hidden += 1
 
 
+# The strace options for the signal lessons: the calls that show the lesson
+# (glibc's accept() is the accept system call on x86-64, accept4 on some
+# other machines), and the one signal that matters.
+STRACE = ["-e", "trace=accept,accept4,wait4", "-e", "signal=SIGCHLD"]
+
+
+class Trace:
+    """What strace wrote about one server, read line by line. Each line starts
+    with the PID of the process it is about (strace -f -o FILE), padded to
+    the width of the longest PID seen."""
+
+    def __init__(self, text: str, server: int):
+        self.text = text
+        self.lines = text.splitlines()
+        self.server = server
+        self._split = [re.match(r"(\d+)\s+(.*)", line) for line in self.lines]
+
+    def _of(self, server: bool) -> list[str]:
+        return [m.group(2) for m in self._split if m and (int(m.group(1)) == self.server) == server]
+
+    def children_exited(self) -> int:
+        return sum(1 for event in self._of(server=False) if event.startswith("+++ exited with "))
+
+    def deliveries(self) -> int:
+        """The SIGCHLD signals the server received (each one ran its handler once)."""
+        return sum(1 for event in self._of(server=True) if event.startswith("--- SIGCHLD "))
+
+    def interrupted(self) -> bool:
+        return any("accept" in event and "ERESTARTSYS" in event for event in self._of(server=True))
+
+    def restarted(self) -> bool:
+        """accept() was called again after the handler's wait4."""
+        events = self._of(server=True)
+        waits = [i for i, event in enumerate(events) if "wait4" in event]
+        return bool(waits) and any(event.startswith("accept") for event in events[waits[-1] + 1:])
+
+    def server_exited(self, status: int) -> bool:
+        return f"+++ exited with {status} +++" in self._of(server=True)
+
+
+def shorten(line: str) -> str:
+    """A strace line made fit for a projector: the columns strace aligns its
+    results to, and the signal's details beyond the child's PID, left out."""
+    line = re.sub(r"\)\s+= ", ") = ", line)
+    return re.sub(r"(--- SIGCHLD \{si_signo=SIGCHLD, si_code=\w+, si_pid=\d+), [^}]*\}", r"\1, ...}", line)
+
+
 # ---------------------------------------------------------------------------
 # Running things, and showing them as typed.
 
 
 class Tour:
-    def __init__(self):
+    def __init__(self, pause: bool = False):
         self.servers: list[harness.Server] = []
         self.background: list = []  # Programs started with & (the timed curls).
         self.missed: list[str] = []
+        self.pausing = pause
+        self._strace_problem: str | None | bool = False  # False: not asked yet.
 
     def expect(self, lesson: str, shown: bool) -> bool:
         if not shown:
             self.missed.append(lesson)
-            say(style(f"✗ This lesson did not show: {lesson}", "1;31"))
+            say(style(f"✗ This lesson did not show: {lesson}", FAILURE))
         return shown
 
-    def start(self, step: str, *args, lines: int = 20, **limits) -> harness.Server:
-        out = Echo("server", "2")
-        err = Echo("server stderr", "1;31", hold=True)
+    def pause(self, what: str) -> None:
+        """With PAUSE=1: wait for Enter (end of input: go on without waiting)."""
+        if not self.pausing:
+            return
+        say()
+        say(f"⏎  Press Enter for {what}")
+        if sys.stdin.readline() == "":
+            note("no more input: going on without pausing")
+            self.pausing = False
+
+    def tracing(self) -> list[str] | None:
+        """strace's options when strace can trace here, else None (said once)."""
+        if self._strace_problem is False:
+            self._strace_problem = harness.strace_problem()
+        if self._strace_problem is None:
+            return STRACE
+        note(f"strace cannot trace here ({self._strace_problem}): the lesson runs without it")
+        return None
+
+    def start(self, step: str, *args, lines: int = 20, server: harness.Server | None = None,
+              **options) -> harness.Server:
+        out = Echo("server", EVIDENCE)
+        err = Echo("server stderr", FAILURE, hold=True)
         out.allow(3)  # Its first lines: the port, and step c's parent PID.
-        server = harness.Server(step, *args, echo=out, echo_errors=err, **limits)
+        if server is None:
+            server = harness.Server(step, *args, **options)
+        server.echo, server.echo_errors = out, err
         server.out_echo = out
         server.err_echo = err
         self.servers.append(server)
-        shown = " ".join(relative(a) for a in server.command())
-        command(f"{shown} &")
+        command(f"{as_typed(server.command())} &")
         server.start()
         time.sleep(0.1)  # Let its first lines reach the screen before ours.
         out.allow(lines)
@@ -146,7 +238,7 @@ class Tour:
         time.sleep(0.1)
         output(result.stdout + result.stderr)
         status = "timed out" if result.returncode == harness.CURL_TIMED_OUT else f"exit status {result.returncode}"
-        say(style(f"  (curl took {result.seconds:.1f} s, {status})", "2"))
+        output(f"(curl took {result.seconds:.1f} s, {status})")
         return result
 
     def client3(self, server: harness.Server, max_clients: int, max_conns: int = 1) -> harness.Result:
@@ -156,7 +248,7 @@ class Tour:
         lines = result.stdout.splitlines()
         numbers = sum(1 for line in lines if line.isdigit())
         if numbers:
-            say(style(f"  ({numbers} connection numbers printed)", "2"))
+            output(f"({numbers} connection number{'s' if numbers != 1 else ''} printed)")
         output("\n".join(line for line in lines if not line.isdigit()))
         first_errors = sorted(set(result.stderr.splitlines()))[:3]
         output("\n".join(first_errors), prefix="  client3 stderr│ ")
@@ -170,13 +262,22 @@ class Tour:
             say(f"  … and {len(table) - rows - 1} more rows")
         return server.children()
 
+    def trace(self, server: harness.Server, lines: list[str] | None = None, first: int = 1) -> Trace:
+        """Show the trace as `cat` would (or, given the lines from line
+        `first` on, as `tail` would)."""
+        trace = Trace(server.trace_text(), server.pid)
+        command(f"cat {server.trace_file}" if first == 1 else f"tail -n +{first} {server.trace_file}")
+        for line in trace.lines if lines is None else lines:
+            say(style(f"  strace│ {shorten(line)}", EVIDENCE))
+        return trace
+
     def exited(self, server: harness.Server, timeout: float) -> int | None:
         """Wait for the server to exit; show its last words and its status."""
         status = server.wait_exit(timeout)
         server.out_echo.flush()
         server.err_echo.flush()
         if status is not None:
-            say(style(f"  (the server exited with status {status})", "2"))
+            output(f"(the server exited with status {status})")
         return status
 
     def stop(self, server: harness.Server) -> None:
@@ -238,8 +339,7 @@ class Tour:
             answer, _, timing = out.decode().rstrip("\n").rpartition("\n")
             start, total = (float(t) for t in timing.split())
             output(answer)
-            say(style(f"  (curl #{number}: answer after {start:.1f} s, connection closed after {total:.1f} s)",
-                        "2"))
+            output(f"(curl #{number}: answer after {start:.1f} s, connection closed after {total:.1f} s)")
             first_byte.append(start)
         return first_byte
 
@@ -267,12 +367,21 @@ class Tour:
         explain("The child answered, closed its copy and exited, but the parent still holds a copy of the "
                 "connection: the kernel sends no FIN, and curl waits for more.")
         server.settled_children()
-        children = self.ps(server)
-        self.expect("d: the finished child is a zombie", any(p.state == "Z" for p in children))
+        zombies = [p for p in self.ps(server) if p.state == "Z"]
+        self.expect("d: the finished child is a zombie", len(zombies) == 1)
         explain("The child has exited, but nobody wait()ed for it: it stays in the process table as a zombie "
-                "(Z, <defunct>), and kill -9 cannot remove it.")
+                "(Z, <defunct>).")
+        if zombies:
+            command(f"kill -9 {zombies[0].pid}")
+            killed = harness.run_bounded(["kill", "-9", str(zombies[0].pid)], timeout=10)
+            output(killed.stdout + killed.stderr)
+            still = [p for p in self.ps(server) if p.state == "Z"]
+            self.expect("d: kill -9 leaves the zombie listed", killed.returncode == 0 and still == zombies)
+            explain("kill -9 changed nothing: a zombie has already exited, there is nothing left to kill. "
+                    "Only its parent's wait() removes it.")
         self.stop(server)
 
+        self.pause("step d, part 2: too many open files")
         say()
         server = self.start("d", nofile=32, lines=3)
         before = server.open_descriptors()
@@ -284,34 +393,97 @@ class Tour:
         status = self.exited(server, 5)
         held = server.out.matches(r"^Connections held open by the parent: \d+$")
         if held:
-            say(style(f"  (its last count: {held[-1].group(0)})", "2"))
+            output(f"(its last count: {held[-1].group(0)})")
         self.expect("d: the server dies with accept: Too many open files",
                     status == 1 and server.err.text() == "accept: Too many open files")
         explain("Each held connection costs the parent a descriptor; with a limit of 32 open files, accept() "
                 "fails with EMFILE and the server is gone.")
         self.stop(server)
 
+        self.pause("step d, part 3: the process limit")
         say()
-        limit = harness.process_limit(10)
-        server = self.start("d", nproc=limit, lines=3)
-        if os.geteuid() == 0:
-            say(style(f"  (root ignores the process limit, so the server runs as unused uid {server.uid})", "2"))
+        self.expect("d: the server dies with fork: Resource temporarily unavailable", self._process_limit())
+
+    MARGIN = 10  # Processes the server's user may add under the limit.
+    ATTEMPTS = 3  # For f's single request.
+    LIMIT_ATTEMPTS = 5  # For the process limit, as an ordinary user.
+
+    def _process_limit(self) -> bool:
+        """Zombies count against the process limit, until fork() fails.
+
+        As root, the server runs under an unused uid of its own, and nothing
+        else counts. As an ordinary user, every process of that user counts,
+        another tour's burst of clients too: the count is taken when it holds
+        still, the server is then given connections until it dies, and if
+        other processes came or went so much that it died too early or not at
+        all, the lesson is shown again."""
+        for attempt in range(self.LIMIT_ATTEMPTS):
+            if attempt:
+                say()
+                note("other programs of this user started or ended processes meanwhile, so the limit was "
+                     "off: once more, in a moment")
+                time.sleep(1)  # Let a burst of theirs pass.
+            shown = self._process_limit_attempt()
+            if shown is not None:
+                return shown
+        return False
+
+    def _process_limit_attempt(self) -> bool | None:
+        """True or False: the lesson showed or not; None: disturbed, try again."""
+        scratch = os.geteuid() == 0
+        count = 0 if scratch else harness.steady_tasks_of_user(os.getuid())
+        limit = count + self.MARGIN
+        server = harness.Server("d", nproc=limit)
+        server.command()  # Chooses the unused uid, as root.
+        uid = server.uid if scratch else os.getuid()
+        if scratch:
+            note(f"root ignores ulimit -u, so the server runs as unused uid {uid}, from a copy of the "
+                 f"program that uid can read")
+            count = harness.tasks_of_user(uid)
+        command(f"ps -u {uid if scratch else os.environ.get('USER', uid)} -L --no-headers | wc -l"
+                f"   # the processes (threads) of the server's user now")
+        output(str(count))
+        note(f"the limit: {count} processes now + a margin of {self.MARGIN} = ulimit -u {limit}")
+        server = self.start("d", server=server, lines=3)
         self.client3(server, 1, 5)
-        server.settled_children()
-        zombies = [p for p in self.ps(server, rows=3) if p.state == "Z"]
-        say(style(f"  ({len(zombies)} zombies, each counting against the limit of {limit})", "2"))
-        self.client3(server, 1, 20)
-        status = self.exited(server, 10)
-        self.expect("d: the server dies with fork: Resource temporarily unavailable",
-                    len(zombies) == 5 and status == 1
-                    and server.err.text() == "fork: Resource temporarily unavailable")
-        explain("Zombies still count as the user's processes: when they reach the limit, fork() fails "
-                "with EAGAIN.")
+        zombies = [p for p in server.settled_children() if p.state == "Z"]
+        self.ps(server, rows=3)
+        if len(zombies) != 5 or not server.alive():
+            self.stop(server)
+            return None if not scratch else False
+        output(f"({len(zombies)} zombies, each counting against the limit of {limit})")
+        # Five more connections at a time (no more than step d's backlog
+        # holds), each round once the server has taken the last, until it
+        # dies: normally in the next round. If other processes of this user
+        # ended meanwhile, it has more room, and more rounds (not shown).
+        held = 5
+        for batch in range(limit // 5 + 2):
+            if not server.alive():
+                break
+            if batch < 2:
+                self.client3(server, 1, 5)
+            else:
+                harness.client3(server.port, 1, 5)
+            held += 5
+            server.out.wait_for(r"^Connections held open by the parent: \d+$", 5, count=held)
+        if batch > 2:
+            note(f"{batch - 2} more rounds of 5 connections not shown: other programs of this user ended "
+                 f"processes meanwhile, leaving the server more room")
+        status = self.exited(server, 5)
+        if status is None and not scratch:
+            self.stop(server)
+            return None
+        shown = status == 1 and server.err.text() == "fork: Resource temporarily unavailable"
+        if shown:
+            explain("Zombies still count as the user's processes: when they reach the limit, fork() fails "
+                    "with EAGAIN.")
         self.stop(server)
+        return shown
 
     def step_e(self) -> None:
         heading("e", "a SIGCHLD handler collects the child, and accept() dies of EINTR")
-        server = self.start("e", "--sleep", SLEEP)
+        strace = self.tracing()
+        server = self.start("e", "--sleep", SLEEP, strace=strace)
         result = self.curl(server)
         status = self.exited(server, 10)
         self.expect("e: the server dies with accept: Interrupted system call",
@@ -319,30 +491,87 @@ class Tour:
                     and server.err.text() == "accept: Interrupted system call")
         explain("curl ended normally (duplicates are closed again). When the child exited, its SIGCHLD "
                 "interrupted the parent's accept(); the handler ran, and accept() returned EINTR.")
+        if strace:
+            say()
+            trace = self.trace(server)
+            self.expect("e: strace shows accept interrupted, SIGCHLD delivered, the server's exit",
+                        trace.interrupted() and trace.deliveries() == 1 and trace.server_exited(1))
+            explain("What the kernel saw: the child exited; the server's accept was interrupted (ERESTARTSYS: "
+                    "the kernel would restart it if the handler had SA_RESTART), SIGCHLD was delivered, the "
+                    "handler's wait4 collected the child, and accept() returned EINTR: the server exited.")
         self.stop(server)
 
     def step_f(self) -> None:
         heading("f", "accept() restarted; but a burst of clients leaves zombies")
-        server = self.start("f", lines=12)
-        self.curl(server)
-        server.settled_children()
-        server.out_echo.flush()
-        one = self.ps(server)
+        strace = self.tracing()
+        server = self.start("f", lines=12, strace=strace)
+        # A child that answers and exits before the server is back in
+        # accept() (under load it can) interrupts nothing: then one more curl.
+        curls, seen = 0, 0
+        for attempt in range(self.ATTEMPTS if strace else 1):
+            if attempt:
+                say()
+                note("the child exited before the server was back in accept(), so there was nothing to "
+                     "interrupt this time: once more")
+                server.out_echo.allow(12)
+            self.curl(server)
+            curls += 1
+            server.settled_children()
+            server.out_echo.flush()
+            one = self.ps(server)
+            if not strace:
+                break
+            text = self._wait_for_trace(server, Trace.restarted).text
+            trace = Trace(text[seen:], server.pid)  # This request's lines.
+            self.trace(server, trace.lines, first=text.count("\n", 0, seen) + 1)
+            seen = text.rfind("\n") + 1  # A call still blocked is shown again next time.
+            if trace.interrupted():
+                break
         self.expect("f: one request leaves no zombie, and the server lives", one == [] and server.alive())
-        explain("accept() failed with EINTR again, and the server simply called it again.")
+        if strace:
+            self.expect("f: strace shows accept interrupted, SIGCHLD delivered, and accept called again",
+                        trace.interrupted() and trace.deliveries() == 1 and trace.restarted())
+            explain("The same interruption as in step e (ERESTARTSYS, then SIGCHLD and the handler's wait4), "
+                    "but this time the server called accept() again: it is waiting for the next client.")
+        else:
+            explain("accept() failed with EINTR again, and the server simply called it again.")
+
+        self.pause("step f, part 2: a burst of 128 clients")
         say()
         server.out_echo.allow(0)
         result = self.client3(server, 128)
-        server.out.wait_for(r"^GET /hello", 10, count=129)
+        server.out.wait_for(r"^GET /hello", 10, count=128 + curls)
         zombies = [p for p in server.settled_children() if p.state == "Z"]
         server.out_echo.flush()
         self.ps(server, rows=4)
-        collected = len(server.out.matches(r"^Child \d+ terminated")) - 1
-        say(style(f"  ({len(zombies)} zombies; the handler reported {collected} of 128 children)", "2"))
+        collected = len(server.out.matches(r"^Child \d+ terminated")) - curls
+        output(f"({len(zombies)} zombies; the handler reported {collected} of 128 children)")
         self.expect("f: a burst of 128 clients leaves zombies", result.returncode == 0 and len(zombies) > 0)
+        if strace:
+            trace = Trace(server.trace_text(), server.pid)
+            exited, deliveries = trace.children_exited(), trace.deliveries()
+            command(f"grep -cE '^{server.pid} +--- SIGCHLD' {server.trace_file}   # signals the server received")
+            output(str(deliveries))
+            command(f"grep -vE '^{server.pid} ' {server.trace_file} | grep -c '+++ exited'   # children that exited")
+            output(str(exited))
+            output(f"({exited} children exited: 128 from the burst and {curls} from curl; the server received "
+                   f"{deliveries} SIGCHLD; {exited} - {deliveries} = {exited - deliveries}, the zombies ps shows: "
+                   f"{len(zombies)})")
+            self.expect("f: strace counts fewer SIGCHLD deliveries than children exited, one per zombie short",
+                        deliveries < exited and exited - deliveries == len(zombies))
         explain("128 children exited at almost the same time. SIGCHLD signals are not queued: those that "
                 "arrived while one was pending were merged, and each run of the handler wait()ed only once.")
         self.stop(server)
+
+    @staticmethod
+    def _wait_for_trace(server: harness.Server, ready, timeout: float = 5.0) -> Trace:
+        """The trace once `ready(trace)` holds (strace writes as the calls come)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            trace = Trace(server.trace_text(), server.pid)
+            if ready(trace) or time.monotonic() > deadline:
+                return trace
+            time.sleep(0.05)
 
     def step_g(self) -> None:
         heading("g", "a waitpid() loop collects every child")
@@ -362,7 +591,7 @@ class Tour:
         command(f"ls /proc/{server.pid}/fd | wc -l")
         output(str(after))
         collected = len(server.out.matches(r"^Child \d+ terminated"))
-        say(style(f"  (the handler reported {collected} of {3 * 128} children; {len(left)} left)", "2"))
+        output(f"(the handler reported {collected} of {3 * 128} children; {len(left)} left)")
         self.expect("g: bursts of 128 leave no zombie, descriptors flat, server alive",
                     ok and left == [] and after == before and server.alive())
         explain("One run of the handler now loops with waitpid(-1, &status, WNOHANG) until no exited child is "
@@ -370,7 +599,20 @@ class Tour:
         self.stop(server)
 
 
+TITLES = {
+    "a": "an iterative server",
+    "b": "a sleeping iterative server",
+    "c": "fork()",
+    "d": "duplicates not closed, children not collected",
+    "e": "a SIGCHLD handler, and EINTR",
+    "f": "accept() restarted, and a burst",
+    "g": "a waitpid() loop",
+}
+
+
 def main(argv: list[str]) -> int:
+    pause = "--pause" in argv
+    argv = [a for a in argv if a != "--pause"]
     wanted = [s.lower().removeprefix("step_")[:1] for s in argv] or list(harness.STEPS)
     unknown = [s for s in wanted if s not in harness.STEPS]
     if unknown:
@@ -380,12 +622,15 @@ def main(argv: list[str]) -> int:
     # Ctrl-C or a kill: stop every server before leaving.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
-    tour = Tour()
+    tour = Tour(pause)
     say(style("The workshop tour: each step's lesson, live.", "1"))
     say(f"Servers listen on ports the kernel chooses (--port 0); sleeps are {SLEEP} s, not the article's 60.")
+    if pause:
+        say("PAUSE=1: the tour waits for Enter before each lesson.")
     started = time.monotonic()
     try:
         for step in wanted:
+            tour.pause(f"step {step}: {TITLES[step]}")
             getattr(tour, f"step_{step}")()
     except KeyboardInterrupt:
         print("\ntour: interrupted; stopping the servers", file=sys.stderr)
@@ -394,7 +639,7 @@ def main(argv: list[str]) -> int:
         tour.stop_all()
     say()
     if tour.missed:
-        say(style(f"{len(tour.missed)} lesson(s) did not show:", "1;31"))
+        say(style(f"{len(tour.missed)} lesson(s) did not show:", FAILURE))
         for lesson in tour.missed:
             say(f"  - {lesson}")
         return 1

@@ -1,31 +1,255 @@
-"""The tour (make tour) shows every lesson, in plain text when piped, exits 0,
-and leaves nothing running, also when it is interrupted."""
+"""The tour (make tour): every lesson shown, in plain text when piped, exit 0,
+nothing left running (also when interrupted); two tours at once both pass; the
+kernel's evidence (strace) for steps e and f, or one line saying why not;
+kill -9 on a zombie; the process limit set with `ulimit -u` and its number
+explained; a presenter's pause; a one-line build."""
 
 import os
+import pty
+import re
+import select
 import signal
 import subprocess
 import sys
 import time
 
+import pytest
+
 import harness
 
 TOUR = [sys.executable, str(harness.REPO / "tools" / "tour.py")]
+# `make tour` on the build these tests run against (build/, or build-sanitize/).
+MAKE_TOUR = ["make", "-s", "-C", str(harness.REPO), "tour", f"BUILD={harness.BIN.parent}"]
 
 
-def test_the_whole_tour_shows_every_lesson_in_plain_text():
-    result = harness.run_bounded(TOUR, timeout=150)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
-    assert "\033[" not in result.stdout, "colour codes in a pipe"
-    for evidence in ["Hello, World!", "<defunct>", "accept: Too many open files",
-                     "fork: Resource temporarily unavailable", "accept: Interrupted system call",
-                     "Every lesson showed as expected"]:
-        assert evidence in result.stdout, evidence
+def end(proc: subprocess.Popen, others: tuple[int, ...] = ()) -> None:
+    """Stop a tour that is still running as Ctrl-C would (it stops its
+    servers), then by force; collect any server it left behind (any other
+    child of this process but the `others`, tours still running)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    harness.reap_group(proc.pid)
+    for orphan in harness.children_of(os.getpid()):  # Each server has a process group of its own.
+        if orphan.pid not in others:
+            harness.reap_group(orphan.pid)
 
 
-def test_one_step_and_an_unknown_step():
-    result = harness.run_bounded([*TOUR, "e"], timeout=60)
+def run_together(commands: list[list[str]], timeout: float) -> list[harness.Result]:
+    """Start every command at once; wait for all of them (bounded)."""
+    started = time.monotonic()
+    procs = [harness.run_in_background(argv) for argv in commands]
+    results = []
+    others = tuple(proc.pid for proc in procs)
+    for argv, proc in zip(commands, procs):
+        try:
+            stdout, stderr = proc.communicate(timeout=max(1.0, timeout - (time.monotonic() - started)))
+            returncode = proc.returncode
+        except subprocess.TimeoutExpired:
+            end(proc, others)
+            stdout, stderr = proc.communicate()
+            returncode = None
+        end(proc, others)
+        results.append(harness.Result(argv, returncode, stdout.decode("utf-8", "backslashreplace"),
+                                      stderr.decode("utf-8", "backslashreplace"), time.monotonic() - started))
+    return results
+
+
+@pytest.fixture(scope="module")
+def two_tours():
+    """Two whole tours started together, as two people at one machine would:
+    everything a lesson measures must be its own server's, or one of them
+    fails (the process limit counted the other's processes, say)."""
+    return run_together([MAKE_TOUR, MAKE_TOUR], timeout=150)
+
+
+def test_two_tours_at_once_both_show_every_lesson_in_plain_text(two_tours):
+    for result in two_tours:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+        assert "\033[" not in result.stdout, "colour codes in a pipe"
+        for evidence in ["Hello, World!", "<defunct>", "accept: Too many open files",
+                         "fork: Resource temporarily unavailable", "accept: Interrupted system call",
+                         "Every lesson showed as expected"]:
+            assert evidence in result.stdout, evidence
+
+
+def test_the_build_prints_one_line_before_the_first_lesson(two_tours):
+    for result in two_tours:
+        before = result.stdout[: result.stdout.index("The workshop tour")].splitlines()
+        assert len(before) == 1 and re.fullmatch(r"Building .* \.\.\. done", before[0]), before
+
+
+def test_a_failed_build_shows_its_errors_without_its_progress_lines(tmp_path):
+    fake = tmp_path / "cmake"
+    fake.write_text("#!/bin/sh\necho '[ 50%] Building CXX object x.o'\necho 'x.cpp:1:1: error: boom'\nexit 1\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    result = subprocess.run(MAKE_TOUR, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "failed:" in result.stdout and "x.cpp:1:1: error: boom" in result.stdout, result.stdout
+    assert "[ 50%]" not in result.stdout, "the build's progress lines were shown"
+    assert "The workshop tour" not in result.stdout, "the tour ran after a failed build"
+
+
+def test_d_runs_kill_9_on_a_zombie_and_ps_still_lists_it(two_tours):
+    for result in two_tours:
+        killed = re.search(r"^\$ kill -9 (\d+)$", result.stdout, re.M)
+        assert killed, "no kill -9 on the zombie"
+        after = result.stdout[killed.end():]
+        assert re.search(rf"^\s+{killed.group(1)}\s+\d+\s+Z\s.*<defunct>$", after.split("$ ", 2)[1], re.M), \
+            "the ps after kill -9 does not list the zombie"
+
+
+def test_d_sets_the_process_limit_with_ulimit_u_and_shows_how_it_was_chosen(two_tours):
+    for result in two_tours:
+        chosen = re.findall(r"the limit: (\d+) processes now \+ a margin of (\d+) = ulimit -u (\d+)", result.stdout)
+        assert chosen, "the tour does not show how the limit was chosen"
+        count, margin, limit = (int(n) for n in chosen[-1])
+        assert count + margin == limit
+        assert f"ulimit -u {limit} && exec" in result.stdout, "the server was not started under ulimit -u"
+        assert "prlimit" not in result.stdout
+
+
+def strace_evidence(text: str, step: str) -> str:
+    """The strace lines of one step's section of the tour."""
+    section = text[text.index(f"━━ Step {step}"):]
+    section = section[: section.find("━━ Step", 10)] if "━━ Step" in section[10:] else section
+    return "\n".join(line.split("│ ", 1)[1] for line in section.splitlines() if line.startswith("  strace│ "))
+
+
+needs_strace = pytest.mark.skipif(harness.strace_problem() is not None,
+                                  reason=f"strace cannot trace here: {harness.strace_problem()}")
+
+
+@needs_strace
+def test_e_strace_shows_accept_interrupted_sigchld_delivered_and_the_exit(two_tours):
+    for result in two_tours:
+        trace = strace_evidence(result.stdout, "e")
+        server = re.search(r"^(\d+) +<\.\.\. accept resumed>\) = \? ERESTARTSYS", trace, re.M)
+        assert server, "no interrupted accept in step e's trace:\n" + trace
+        pid = server.group(1)
+        assert re.search(rf"^{pid} +--- SIGCHLD {{si_signo=SIGCHLD, si_code=CLD_EXITED", trace, re.M), trace
+        assert re.search(rf"^{pid} +wait4\(", trace, re.M), trace
+        assert re.search(rf"^{pid} +\+\+\+ exited with 1 \+\+\+$", trace, re.M), "the server's exit:\n" + trace
+
+
+@needs_strace
+def test_f_strace_shows_accept_restarted_and_fewer_sigchld_than_children(two_tours):
+    for result in two_tours:
+        trace = strace_evidence(result.stdout, "f").splitlines()
+        # ... accept interrupted, SIGCHLD, the handler's wait4, accept again.
+        assert any("ERESTARTSYS" in trace[i - 2] and " --- SIGCHLD " in trace[i - 1] and " wait4(" in trace[i]
+                   and re.match(r"\d+ +accept\(", trace[i + 1]) for i in range(2, len(trace) - 1)), \
+            "no interrupted accept() called again in step f's trace:\n" + "\n".join(trace)
+        counts = re.search(r"\((\d+) children exited: 128 from the burst and (\d+) from curl; the server received "
+                           r"(\d+) SIGCHLD; \d+ - \d+ = (\d+), the zombies ps shows: (\d+)\)", result.stdout)
+        assert counts, "no count of SIGCHLD deliveries against children"
+        exited, curls, deliveries, short, zombies = (int(n) for n in counts.groups())
+        assert exited == 128 + curls
+        assert deliveries < exited and short == exited - deliveries == zombies > 0
+
+
+def test_without_ptrace_the_tour_says_so_in_one_line_and_shows_the_lesson(tmp_path):
+    # A strace that cannot trace, as in a container that forbids ptrace.
+    fake = tmp_path / "strace"
+    fake.write_text("#!/bin/sh\necho 'strace: PTRACE_TRACEME: Operation not permitted' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    result = subprocess.run([*TOUR, "e"], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Step e" in result.stdout and "Step d" not in result.stdout
+    said = [line for line in result.stdout.splitlines() if "strace cannot trace here" in line]
+    assert len(said) == 1 and "Operation not permitted" in said[0], result.stdout
+    assert "accept: Interrupted system call" in result.stdout and "strace│" not in result.stdout
+    assert "Step e" in result.stdout and "Step d" not in result.stdout, "STEP=e shows step e alone"
+
+
+def test_pause_waits_for_enter_before_each_lesson():
+    # Step a twice: two lessons, and the quickest.
+    tour = subprocess.Popen([*TOUR, "--pause", "a", "a"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, process_group=0)
+    out = harness.Stream(tour.stdout)
+    err = harness.Stream(tour.stderr)
+    try:
+        for lesson in (1, 2):
+            assert out.wait_for("Press Enter for step a", 30, count=lesson), out.text() + err.text()
+            time.sleep(1.0)
+            assert len(out.matches("━━ Step a")) == lesson - 1, f"lesson {lesson} began without Enter"
+            tour.stdin.write(b"\n")
+            tour.stdin.flush()
+            assert out.wait_for("━━ Step a", 10, count=lesson), f"Enter did not start lesson {lesson}"
+        assert tour.wait(30) == 0, out.text() + err.text()
+    finally:
+        end(tour)
+        tour.stdin.close()
+        out.join()
+        err.join()
+        tour.stdout.close()
+        tour.stderr.close()
+    assert "Every lesson showed as expected" in out.text()
+
+
+def test_pause_at_end_of_input_goes_on_and_no_pause_never_waits():
+    # make tour PAUSE=1 with no terminal (input at its end): it goes on.
+    paused = subprocess.run([*MAKE_TOUR, "PAUSE=1", "STEP=a"], stdin=subprocess.DEVNULL, capture_output=True,
+                            text=True, timeout=60)
+    assert paused.returncode == 0, paused.stdout + paused.stderr
+    assert "Press Enter for step a" in paused.stdout and "no more input" in paused.stdout
+    # Without PAUSE, input that never comes (stdin open, nothing written) is never waited for.
+    quick = subprocess.Popen(TOUR + ["a"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             process_group=0)
+    out = harness.Stream(quick.stdout)
+    err = harness.Stream(quick.stderr)
+    try:
+        assert quick.wait(30) == 0, out.text() + err.text()
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the tour waited for input without PAUSE") from None
+    finally:
+        end(quick)
+        quick.stdin.close()
+        out.join()
+        err.join()
+        quick.stdout.close()
+        quick.stderr.close()
+    assert "Press Enter" not in out.text()
+
+
+def test_on_a_terminal_the_evidence_is_bold_never_dim_and_the_explanations_plain():
+    main, terminal = pty.openpty()
+    env = {key: value for key, value in os.environ.items() if key != "NO_COLOR"}
+    tour = subprocess.Popen([*TOUR, "a"], stdin=subprocess.DEVNULL, stdout=terminal, stderr=subprocess.PIPE,
+                            process_group=0, env={**env, "TERM": "xterm"})
+    os.close(terminal)
+    screen = b""
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and select.select([main], [], [], 1)[0]:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the tour has closed the terminal.
+                break
+            if not chunk:
+                break
+            screen += chunk
+        assert tour.wait(30) == 0, tour.stderr.read().decode()
+    finally:
+        end(tour)
+        tour.stderr.close()
+        os.close(main)
+    lines = screen.decode().splitlines()
+    bold = "\033[1m"
+    assert "\033[2m" not in screen.decode() and "\033[2;" not in screen.decode(), "dim text on the screen"
+    for evidence in ["Serving HTTP on port", "Hello, World!", "(curl took"]:
+        assert any(evidence in line and line.startswith(bold) for line in lines), f"{evidence!r} is not bold"
+    explanations = [line for line in lines if "→ " in line]
+    assert explanations and all("\033[" not in line for line in explanations), explanations
+
+
+def test_an_unknown_step():
     unknown = harness.run_bounded([*TOUR, "z"], timeout=60)
     assert unknown.returncode == 2
     assert "no step z" in unknown.stderr
