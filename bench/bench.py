@@ -382,7 +382,8 @@ def table(figures: dict[Subject, Figures], connection_rates: list[float], rounds
         # The same ratio round by round: how much the machine's noise moves it.
         rounds = [a / b for a, b in zip(figures[g].cpu_per_request, figures[floor].cpu_per_request)]
         return ratio_line(name, ratio, f"at most {CPU_RATIO_TARGET:.2f}x" if target else "",
-                          ratio <= CPU_RATIO_TARGET, f" (round by round: {min(rounds):.2f}-{max(rounds):.2f}x)")
+                          ratio <= CPU_RATIO_TARGET,
+                          f" (round by round: median {median(rounds):.2f}x, {min(rounds):.2f}-{max(rounds):.2f}x)")
 
     def linking(dynamic: Subject, static: Subject) -> str:
         """What linking dynamically costs per request (per fork)."""
