@@ -9,6 +9,8 @@
 #   make lint             clang-format, clang-tidy and cppcheck on the C++ code
 #   make sanitize         build with ASan and UBSan and run the whole suite
 #   make clean            remove the build folders
+# Run it from this folder: inside build/ is CMake's own Makefile, which knows
+# the programs and the steps' names but not tour, test's installing, and the rest.
 
 BUILD    ?= build
 JOBS     ?= 2
@@ -17,32 +19,42 @@ PAUSE    ?=
 ROUNDS   ?=
 # Debian's python3 (the one python3-pytest installs for), not a pyenv one first on PATH.
 PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
+# Extra options for CMake's first configuration, e.g. -DWORKSHOP_TESTS=OFF.
+CMAKE_FLAGS ?=
 STEPS    := step_a_iterative step_b_sleeping step_c_fork step_d_no_close step_e_sigchld step_f_eintr step_g_waitpid
 
 # Keep the build's output to what matters (no "Entering directory" lines).
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps configure test tour bench lint sanitize clean client $(STEPS)
+.PHONY: all deps configure tests-configured test tour bench lint sanitize clean client $(STEPS)
 
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 $(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+
+# The tests need GoogleTest and pytest, which a step's build does not: CMake
+# configures them when they are installed (WORKSHOP_TESTS=AUTO), and make test,
+# having installed them, turns them on for good in the same build folder.
+tests-configured: $(BUILD)/CMakeCache.txt
+	@grep -qx 'WORKSHOP_TESTS:[A-Z]*=ON' $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DWORKSHOP_TESTS=ON
 
 configure: $(BUILD)/CMakeCache.txt
 
 deps:
 	@sh tools/install-deps.sh
 
-# A step, and the load client that its lessons use.
+# A step, and the load client that its lessons use (CMake's target of the
+# same name, which also works from inside build/).
 $(STEPS): $(BUILD)/CMakeCache.txt
-	cmake --build $(BUILD) -j $(JOBS) --target webserver3$(word 2,$(subst _, ,$@)) client3
+	cmake --build $(BUILD) -j $(JOBS) --target $@
 
 client: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS) --target client3
 
 test: deps
+	$(MAKE) tests-configured
 	$(MAKE) all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
@@ -72,12 +84,26 @@ lint:
 	sh tools/lint.sh
 
 sanitize: deps
-	cmake -S . -B $(BUILD)-sanitize -DCMAKE_BUILD_TYPE=Debug -DWORKSHOP_SANITIZE=ON
+	cmake -S . -B $(BUILD)-sanitize -DCMAKE_BUILD_TYPE=Debug -DWORKSHOP_SANITIZE=ON -DWORKSHOP_TESTS=ON
 	cmake --build $(BUILD)-sanitize -j $(JOBS)
 	cd $(BUILD)-sanitize && ctest --output-on-failure -j $(JOBS)
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-sanitize
+
+# ---------------------------------------------------------------------------
+# Learner mode: write each step yourself (tools/exercises.py, checks in tools/checks.py).
+#   make exercise STEP=e    create exercises/webserver3e.cpp from step d's server, say what to do
+#   make check STEP=e       build it, run step e's checks (SERVER=path checks any binary instead)
+#   make hint STEP=e        the next hint
+#   make watch STEP=e       re-check on every save
+SERVER ?=
+.PHONY: exercise check hint watch
+exercise hint watch:
+	@$(PYTHON) tools/exercises.py $@ $(STEP)
+check:
+	@$(MAKE) client >/dev/null
+	@$(PYTHON) tools/exercises.py check $(STEP) $(SERVER)
 
 # Before the workshop (see the README's "Before the workshop").
 #   make doctor            is this machine ready? one line per item, and what to do
@@ -89,3 +115,13 @@ doctor:
 
 container-check:
 	@sh tools/container-check.sh
+
+# Wrong turns: a target that does not exist, but looks like a step or a
+# program, names the right one; anything else lists the targets.
+letter_of = $(if $(filter step_%,$(1)),$(word 2,$(subst _, ,$(1))),$(patsubst webserver3%,%,$(filter webserver3%,$(1))))
+step_for = $(filter step_$(call letter_of,$(1))_%,$(STEPS))
+suggestion = $(if $(call step_for,$(1)),that step is built by 'make $(call step_for,$(1))',$(if $(filter client%,$(1)),client3 is built by 'make client',the targets are: make, $(STEPS:%=make %,) make client, make test, make tour, make bench, make lint, make sanitize, make clean, make doctor, make exercise STEP=a))
+
+Makefile: ;
+.DEFAULT:
+	$(error there is no target '$@': $(call suggestion,$@))

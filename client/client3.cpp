@@ -1,23 +1,37 @@
 // client3.cpp: the workshop's forking load client.
 //
 // Forks --max-clients children. Each child opens --max-conns connections to
-// the server, one after another, sends a small HTTP request on each, keeps
-// them all open and prints each connection's number; then it exits, which
-// closes all of its connections at once. The parent waits for every child
-// (so that the client leaves no zombie of its own), prints a one-line summary
-// and exits with status 0 only if every connection was made.
+// the server, one after another, sends a small HTTP request on each, and
+// waits for the first bytes of the server's answer: only then has the server
+// surely accepted the connection, and only then does the connection count as
+// made. It keeps them all open and prints each connection's number; then it
+// exits, which closes all of its connections at once. The parent waits for
+// every child (so that the client leaves no zombie of its own), prints a
+// one-line summary and exits with status 0 only if every connection was made.
 //
 // Usage: client3 [--max-clients N] [--max-conns M] [--host HOST] [--port PORT]
+//                [--timeout SECONDS]
 
+#include <fcntl.h>
+#ifdef __linux__
+#include <linux/sockios.h>  // SIOCOUTQ
+#endif
+#include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -31,19 +45,21 @@ namespace {
 
 struct Options {
     long max_clients = 1;
-    long max_conns = 1024;
+    long max_conns = 1;  // The article's runs made one connection per child; see README.md.
     std::string host = "localhost";
     int port = 8888;
+    double timeout = 5.0;  // Seconds a connection may take to be answered.
 };
 
-// What a child tells the parent, through a pipe, when it is done. The record
-// is smaller than PIPE_BUF, so each child's write() arrives whole even when
-// many children write at once.
+// What a child tells the parent, through a pipe. A child writes one record
+// per kind of failure it met, then a last one (done) with the connections it
+// made. Each record is smaller than PIPE_BUF, so each write() arrives whole
+// even when many children write at once.
 struct Report {
     long made = 0;
     long failed = 0;
-    char call[16] = {};  // The call that failed first ("connect"), if any.
-    int error = 0;       // Its errno.
+    bool done = false;
+    char reason[96] = {};  // "connect: Connection refused", "no answer within 5s", ...
 };
 static_assert(sizeof(Report) <= 512, "a report must be written atomically (PIPE_BUF >= 512)");
 
@@ -77,6 +93,30 @@ class Descriptor {
     int fd_;
 };
 
+double now()
+{
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// Wait until fd is ready for `events`, or until the deadline (a now() time).
+// Returns poll()'s result: 1 ready, 0 at the deadline, -1 on error.
+int wait_until(int fd, short events, double deadline)
+{
+    for (;;) {
+        double left = deadline - now();
+        if (left <= 0)
+            return 0;
+        pollfd entry{fd, events, 0};
+        int ready = poll(&entry, 1, static_cast<int>(std::ceil(left * 1000)));
+        if (ready == -1 && errno == EINTR)
+            continue;
+        if (ready != 0)
+            return ready;
+    }
+}
+
 bool send_all(int fd, std::string_view data)
 {
     while (!data.empty()) {
@@ -88,6 +128,144 @@ bool send_all(int fd, std::string_view data)
     return true;
 }
 
+std::string seconds(double value)
+{
+    char text[32];
+    std::snprintf(text, sizeof text, "%gs", value);
+    return text;
+}
+
+// How many bytes of the request the server's kernel has not acknowledged yet,
+// or 0 where the system cannot tell (then the client simply waits).
+long unacknowledged(int fd)
+{
+#ifdef SIOCOUTQ
+    int bytes = 0;
+    if (ioctl(fd, SIOCOUTQ, &bytes) == 0)
+        return bytes;
+#else
+    (void)fd;
+#endif
+    return 0;
+}
+
+// Close a connection with a reset (RST) rather than an orderly FIN: the
+// server's kernel then forgets it, and the server never accepts it later.
+// A reset connection keeps no local port in TIME_WAIT.
+void abandon(Descriptor &connection)
+{
+    linger reset{1, 0};
+    setsockopt(connection.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    connection = Descriptor(-1);
+}
+
+// One attempt: connect, send the request, and wait for the first bytes of
+// the answer until `give_up`. Returns "" once answered; "retry" when the
+// server's kernel has not taken the connection by `give_up` (its listen queue
+// was full); otherwise why the connection failed.
+std::string attempt(const Options &options, const sockaddr_storage &server, socklen_t server_length,
+                    const std::string &request, Descriptor &connection, double give_up, double deadline)
+{
+    connection = Descriptor(socket(server.ss_family, SOCK_STREAM, 0));
+    const int fd = connection.get();
+    if (fd == -1)
+        return std::string("socket: ") + std::strerror(errno);
+
+    // A non-blocking connect(), so that it too waits no longer than asked.
+    int flags = fcntl(fd, F_GETFL);
+    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+        return std::string("fcntl: ") + std::strerror(errno);
+    if (connect(fd, reinterpret_cast<const sockaddr *>(&server), server_length) == -1) {
+        if (errno != EINPROGRESS)
+            return std::string("connect: ") + std::strerror(errno);
+        int ready = wait_until(fd, POLLOUT, give_up);
+        if (ready == -1)
+            return std::string("poll: ") + std::strerror(errno);
+        if (ready == 0)  // The server's kernel dropped our handshake.
+            return "retry";
+        int error = 0;
+        socklen_t length = sizeof error;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == -1)
+            return std::string("getsockopt: ") + std::strerror(errno);
+        if (error != 0)
+            return std::string("connect: ") + std::strerror(error);
+    }
+    if (fcntl(fd, F_SETFL, flags) == -1)
+        return std::string("fcntl: ") + std::strerror(errno);
+
+    if (!send_all(fd, request))
+        return std::string("send: ") + std::strerror(errno);
+
+    int ready = wait_until(fd, POLLIN, give_up);
+    // Not answered yet. If the server's kernel has acknowledged the request,
+    // the connection waits in the listen queue (or the server is slow to
+    // answer): wait for the answer until the deadline. If it has not, the
+    // server's kernel dropped the handshake's last packet (its queue was full)
+    // and will take the connection only when a retransmission finds room,
+    // seconds later: try again at once instead.
+    if (ready == 0 && unacknowledged(fd) > 0)
+        return "retry";
+    if (ready == 0)
+        ready = wait_until(fd, POLLIN, deadline);
+    if (ready == -1)
+        return std::string("poll: ") + std::strerror(errno);
+    if (ready == 0)
+        return "no answer within " + seconds(options.timeout);
+    char answer[512];
+    ssize_t n;
+    do
+        n = recv(fd, answer, sizeof answer, 0);
+    while (n == -1 && errno == EINTR);
+    if (n == -1)
+        return std::string("recv: ") + std::strerror(errno);
+    if (n == 0)
+        return "closed without an answer";
+    return "";
+}
+
+// Open one connection, send the request and wait for the first bytes of the
+// answer, all within options.timeout seconds. Returns "" once the server has
+// answered (the connection is then in `connection`), or why it failed.
+//
+// Why wait for the answer: connect() succeeds as soon as the kernel has
+// finished the handshake, and when the listen queue (the backlog, 5 in steps
+// a to e) is full, the server's kernel drops handshakes, or even the last
+// packet of one while the client believes it is connected. Only an answer
+// proves that the server accept()ed the connection. The first bytes are
+// enough: step d's server answers but never closes, and the connection must
+// stay open.
+//
+// Why try again: the kernel retries a dropped handshake after 1, 3, 7 seconds
+// (and a dropped first packet after 3), and a burst of hundreds of clients
+// against a queue of 5 would take many such rounds. So an attempt that the
+// server's kernel has not taken within a fraction of a second is reset (the
+// server never sees it) and made again.
+std::string open_connection(const Options &options, const sockaddr_storage &server, socklen_t server_length,
+                            const std::string &request, Descriptor &connection, unsigned &seed)
+{
+    const double deadline = now() + options.timeout;
+    double patience = 0.1;
+    for (;;) {
+        // Spread the attempts of many children out a little (0.5 to 1.5
+        // times the patience), so that they do not all come back at once.
+        double spread = 0.5 + static_cast<double>(rand_r(&seed)) / RAND_MAX;
+        double give_up = std::min(now() + patience * spread, deadline);
+        std::string failure = attempt(options, server, server_length, request, connection, give_up, deadline);
+        if (failure != "retry")
+            return failure;
+        abandon(connection);
+        if (now() >= deadline)
+            return "not accepted within " + seconds(options.timeout) + " (listen queue full)";
+        patience = std::min(patience * 1.5, 1.0);
+    }
+}
+
+void write_report(int report_fd, const Report &report)
+{
+    if (write(report_fd, &report, sizeof report) == -1)
+        std::fprintf(stderr, "write: %s\n", std::strerror(errno));
+}
+
 // Open max_conns connections and hold them; report to the parent through
 // report_fd. Runs in a child process and never returns.
 [[noreturn]] void run_child(const Options &options, const sockaddr_storage &server, socklen_t server_length,
@@ -95,37 +273,38 @@ bool send_all(int fd, std::string_view data)
 {
     const std::string request =
         "GET /hello HTTP/1.1\r\nHost: " + options.host + ":" + std::to_string(options.port) + "\r\n\r\n";
-    Report report;
+    unsigned seed = static_cast<unsigned>(getpid());
+    long made = 0;
+    std::map<std::string, long> failures;  // Why, and how many times.
     std::vector<Descriptor> connections;
     connections.reserve(static_cast<std::size_t>(options.max_conns));
 
     for (long number = 0; number < options.max_conns; ++number) {
-        const char *failed_call = nullptr;
-        Descriptor connection(socket(server.ss_family, SOCK_STREAM, 0));
-        if (connection.get() == -1)
-            failed_call = "socket";
-        else if (connect(connection.get(), reinterpret_cast<const sockaddr *>(&server), server_length) == -1)
-            failed_call = "connect";
-        else if (!send_all(connection.get(), request))
-            failed_call = "send";
-
-        if (failed_call != nullptr) {
-            if (report.failed++ == 0) {  // Name the first failure of this child.
-                std::snprintf(report.call, sizeof report.call, "%s", failed_call);
-                report.error = errno;
-                std::fprintf(stderr, "%s: %s\n", failed_call, std::strerror(errno));
-            }
+        Descriptor connection(-1);
+        std::string failure = open_connection(options, server, server_length, request, connection, seed);
+        if (!failure.empty()) {
+            if (failures.empty())  // Show the first failure of this child as it happens.
+                std::fprintf(stderr, "%s\n", failure.c_str());
+            ++failures[failure];
             continue;
         }
-        ++report.made;
+        ++made;
         connections.push_back(std::move(connection));
         std::printf("%ld\n", number);
     }
 
     // Flush before _exit(), which would throw away what is left in the buffer.
     std::fflush(stdout);
-    if (write(report_fd, &report, sizeof report) == -1)
-        std::fprintf(stderr, "write: %s\n", std::strerror(errno));
+    for (const auto &[failure, count] : failures) {
+        Report report;
+        report.failed = count;
+        std::snprintf(report.reason, sizeof report.reason, "%s", failure.c_str());
+        write_report(report_fd, report);
+    }
+    Report last;
+    last.made = made;
+    last.done = true;
+    write_report(report_fd, last);
     // _exit() closes every connection at once. It skips the destructors and
     // the exit handlers that the child inherited from the parent.
     _exit(EXIT_SUCCESS);
@@ -134,12 +313,14 @@ bool send_all(int fd, std::string_view data)
 void usage(std::FILE *stream, const char *program)
 {
     std::fprintf(stream,
-                 "Usage: %s [--max-clients N] [--max-conns M] [--host HOST] [--port PORT]\n"
-                 "  --max-clients N  child processes to fork (default 1)\n"
-                 "  --max-conns M    connections each child opens and holds (default 1024)\n"
-                 "  --host HOST      server's IPv4 address or name (default localhost)\n"
-                 "  --port PORT      server's port (default 8888)\n"
-                 "  --help           show this help\n",
+                 "Usage: %s [--max-clients N] [--max-conns M] [--host HOST] [--port PORT] [--timeout SECONDS]\n"
+                 "  --max-clients N    child processes to fork (default 1)\n"
+                 "  --max-conns M      connections each child opens and holds (default 1)\n"
+                 "  --host HOST        server's IPv4 address or host name (default localhost)\n"
+                 "  --port PORT        server's port (default 8888)\n"
+                 "  --timeout SECONDS  how long a connection may wait for the server's answer\n"
+                 "                     before it counts as failed; fractions allowed (default 5)\n"
+                 "  --help             show this help\n",
                  program);
 }
 
@@ -160,40 +341,132 @@ long parse_number(const char *program, const char *text, long low, long high)
     return number;
 }
 
+double parse_seconds(const char *program, const char *text)
+{
+    char *end;
+    errno = 0;
+    double number = std::strtod(text, &end);
+    // !(number > 0) also refuses NaN.
+    if (errno != 0 || end == text || *end != '\0' || !(number > 0) || number > 3600)
+        bad_usage(program, "invalid number of seconds", text);
+    return number;
+}
+
 Options parse_options(int argc, char *argv[])
 {
     const char *program = argv[0];
+    enum { MAX_CLIENTS = 1, MAX_CONNS, HOST, PORT, TIMEOUT, HELP };
+    static const option long_options[] = {
+        {"max-clients", required_argument, nullptr, MAX_CLIENTS},
+        {"max-conns", required_argument, nullptr, MAX_CONNS},
+        {"host", required_argument, nullptr, HOST},
+        {"port", required_argument, nullptr, PORT},
+        {"timeout", required_argument, nullptr, TIMEOUT},
+        {"help", no_argument, nullptr, HELP},
+        {nullptr, 0, nullptr, 0},
+    };
     Options options;
-    for (int i = 1; i < argc; ++i) {
-        std::string_view arg = argv[i];
-        if (arg == "--help") {
+    // The leading ':' makes getopt_long() quiet and return ':' for a missing
+    // value, so that every problem is reported here, in one format.
+    opterr = 0;
+    int choice;
+    while ((choice = getopt_long(argc, argv, ":", long_options, nullptr)) != -1) {
+        switch (choice) {
+        case MAX_CLIENTS:
+            options.max_clients = parse_number(program, optarg, 1, 100000);
+            break;
+        case MAX_CONNS:
+            options.max_conns = parse_number(program, optarg, 1, 1000000);
+            break;
+        case HOST:
+            if (*optarg == '\0')
+                bad_usage(program, "empty host", optarg);
+            options.host = optarg;
+            break;
+        case PORT:
+            options.port = static_cast<int>(parse_number(program, optarg, 1, 65535));
+            break;
+        case TIMEOUT:
+            options.timeout = parse_seconds(program, optarg);
+            break;
+        case HELP:
             usage(stdout, program);
             std::exit(EXIT_SUCCESS);
+        case ':':
+            bad_usage(program, "missing value for", argv[optind - 1]);
+        default:  // '?': optopt holds an unknown short option's letter, 0 for a long one.
+            if (optopt != 0) {
+                const char letter[] = {'-', static_cast<char>(optopt), '\0'};
+                bad_usage(program, "unknown option", letter);
+            }
+            bad_usage(program, "unknown option", argv[optind - 1]);
         }
-        // Each other option takes a value, as "--port 8080" or "--port=8080".
-        std::string_view name = arg.substr(0, arg.find('='));
-        if (name != "--max-clients" && name != "--max-conns" && name != "--host" && name != "--port")
-            bad_usage(program, "unknown option", arg);
-        const char *value = nullptr;
-        if (name.size() < arg.size())
-            value = argv[i] + name.size() + 1;
-        else if (i + 1 < argc)
-            value = argv[++i];
-        else
-            bad_usage(program, "missing value for", name);
-
-        if (name == "--max-clients")
-            options.max_clients = parse_number(program, value, 1, 100000);
-        else if (name == "--max-conns")
-            options.max_conns = parse_number(program, value, 1, 1000000);
-        else if (name == "--port")
-            options.port = static_cast<int>(parse_number(program, value, 1, 65535));
-        else if (*value == '\0')
-            bad_usage(program, "empty host", value);
-        else
-            options.host = value;
     }
+    if (optind < argc)
+        bad_usage(program, "unexpected argument", argv[optind]);
     return options;
+}
+
+// The local ports that connect() may choose from. Every connection to one
+// server address and port needs a port of its own, held while it is open
+// and for a while after it is closed (TIME_WAIT, 60 seconds on Linux).
+struct PortRange {
+    long low = 49152;  // IANA's range, used by macOS and the BSDs.
+    long high = 65535;
+    const char *source = "IANA's ephemeral range, assumed";
+};
+
+PortRange local_port_range()
+{
+    PortRange range;
+    if (std::FILE *file = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+        char line[64];
+        if (std::fgets(line, sizeof line, file) != nullptr) {
+            char *end = nullptr;
+            long low = std::strtol(line, &end, 10);
+            long high = std::strtol(end, &end, 10);
+            if (0 < low && low <= high) {
+                range.low = low;
+                range.high = high;
+                range.source = "/proc/sys/net/ipv4/ip_local_port_range";
+            }
+        }
+        std::fclose(file);
+    }
+    return range;
+}
+
+// Refuse, before anything starts, a run that the machine cannot carry: one
+// that would use up the local ports (and with them every other program's
+// connections, for minutes), or one whose children cannot hold their
+// connections open under the open-files limit.
+void refuse_impossible_runs(const Options &options, const char *program)
+{
+    const PortRange range = local_port_range();
+    const long ports = range.high - range.low + 1;
+    const long allowed = ports / 2;  // The other half stays free for everyone else.
+    const long wanted = options.max_clients * options.max_conns;
+    if (wanted > allowed) {
+        std::fprintf(stderr,
+                     "%s: refused: %ld clients x %ld connections need %ld local ports, and client3 takes at most "
+                     "%ld,\n"
+                     "half of this machine's %ld (%ld-%ld, from %s): the other half stays\n"
+                     "free for other programs, and for closed connections waiting out TIME_WAIT (60 s on Linux).\n"
+                     "Use fewer --max-clients or --max-conns.\n",
+                     program, options.max_clients, options.max_conns, wanted, allowed, ports, range.low, range.high,
+                     range.source);
+        std::exit(2);
+    }
+    rlimit files;
+    const long spare = 8;  // stdin, stdout, stderr, the report pipe, and a margin.
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY &&
+        static_cast<rlim_t>(options.max_conns + spare) > files.rlim_cur) {
+        std::fprintf(stderr,
+                     "%s: refused: each child holds %ld connections open, but the open-files limit "
+                     "(ulimit -n) is %ld. Use a smaller --max-conns and more --max-clients.\n",
+                     program, options.max_conns, static_cast<long>(files.rlim_cur));
+        std::exit(2);
+    }
 }
 
 // Resolve the server's address once, in the parent. The workshop's servers
@@ -230,11 +503,41 @@ void wait_for_children(long forked)
     }
 }
 
+// Read the children's reports until every child has closed the pipe. Adds
+// each failure to `errors`, counts the children that reported, and returns
+// the connections made.
+long collect_reports(int report_fd, std::map<std::string, long> &errors, long &reports)
+{
+    long made = 0;
+    Report report;
+    for (;;) {
+        ssize_t n = read(report_fd, &report, sizeof report);
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            fatal("read");
+        }
+        if (n == 0)
+            return made;
+        if (n != static_cast<ssize_t>(sizeof report)) {
+            std::fprintf(stderr, "read: short report from a child (%zd bytes)\n", n);
+            std::exit(EXIT_FAILURE);
+        }
+        report.reason[sizeof report.reason - 1] = '\0';
+        made += report.made;
+        if (report.failed > 0)
+            errors[report.reason] += report.failed;
+        if (report.done)
+            ++reports;
+    }
+}
+
 }  // namespace
 
 int main(int argc, char *argv[])
 {
     const Options options = parse_options(argc, argv);
+    refuse_impossible_runs(options, argv[0]);
     // A server that hangs up early must not kill a child with SIGPIPE: let
     // send() fail with EPIPE instead, so that the failure is counted.
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
@@ -247,8 +550,7 @@ int main(int argc, char *argv[])
         fatal("pipe");
 
     long forked = 0;
-    // "connect: Connection refused" -> how many connections it cost. A child
-    // names the first error it met, and the count is all of its failures.
+    // "connect: Connection refused" -> how many connections it cost.
     std::map<std::string, long> errors;
     for (; forked < options.max_clients; ++forked) {
         std::fflush(stdout);  // Else the children print the parent's buffer again.
@@ -264,31 +566,11 @@ int main(int argc, char *argv[])
         }
     }
 
-    // Read the children's reports until every child has closed the pipe
-    // (the parent closes its own write end first, or it would wait forever).
+    // The parent closes its own write end first, or it would wait forever.
     if (close(report_pipe[1]) == -1)
         fatal("close");
-    long made = 0;
     long reports = 0;
-    Report report;
-    for (;;) {
-        ssize_t n = read(report_pipe[0], &report, sizeof report);
-        if (n == -1) {
-            if (errno == EINTR)
-                continue;
-            fatal("read");
-        }
-        if (n == 0)
-            break;
-        if (n != static_cast<ssize_t>(sizeof report)) {
-            std::fprintf(stderr, "read: short report from a child (%zd bytes)\n", n);
-            std::exit(EXIT_FAILURE);
-        }
-        ++reports;
-        made += report.made;
-        if (report.failed > 0)
-            errors[std::string(report.call) + ": " + std::strerror(report.error)] += report.failed;
-    }
+    const long made = collect_reports(report_pipe[0], errors, reports);
 
     wait_for_children(forked);
     // A child that died before it could report cost all of its connections.

@@ -26,6 +26,7 @@ def test_each_step_readme_names_its_test_label_and_a_real_diff():
         assert f"make {folder}" in text
         assert f"./build/bin/webserver3{letter}" in text
         assert f"ctest -L step_{letter}" in text
+        assert f"make exercise STEP={letter}" in text and f"make check STEP={letter}" in text
         for path in re.findall(r"diff (\S+) (\S+)", text):
             for name in path:
                 assert (harness.REPO / name).exists(), name

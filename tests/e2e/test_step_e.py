@@ -1,24 +1,16 @@
 """Step e: a SIGCHLD handler collects each child, but the signal interrupts the
-parent's blocked accept(), which fails with EINTR, and the server dies."""
+parent's blocked accept(), which fails with EINTR, and the server dies. Step f
+restarts accept(). The behaviours are tools/checks.py's (make check STEP=e)."""
 
-import harness
-
-
-def test_e_the_first_childs_exit_kills_the_server_with_eintr(start):
-    server = start("e", "--sleep", "0.5")
-    result = harness.curl(server.port)
-    assert result.returncode == 0 and result.stdout == "Hello, World!\n"
-    assert server.wait_exit(10) == 1, "the server survived its child's exit"
-    assert server.err.text() == "accept: Interrupted system call"
-    (child,) = server.out.matches(r"^Child PID: (\d+)\.")
-    assert server.out.matches(rf"^Child {child.group(1)} terminated with status 0$"), server.out.text()
+import checks
+import pytest
 
 
-def test_f_fix_the_server_lives_and_leaves_no_zombie(start):
-    server = start("f")
-    result = harness.curl(server.port)
-    assert result.returncode == 0 and result.stdout == "Hello, World!\n"
-    assert server.out.wait_for(r"^Child \d+ terminated with status 0$", 5)
-    assert server.wait_until_all_collected() == []
-    assert server.alive()
-    assert harness.curl(server.port).stdout == "Hello, World!\n", "the server no longer answers"
+@pytest.mark.parametrize("key", checks.lesson_failures("e"))
+def test_e_lesson_failure_shows_on_step_e(key):
+    checks.assert_passes("e", key, "e")
+
+
+def test_f_fix_the_server_lives_and_leaves_no_zombie():
+    checks.assert_passes("f", "survives", "f")
+    checks.assert_fails("e", "eintr", "f", r"still running 3 s after its child was reported")

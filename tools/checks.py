@@ -1,0 +1,864 @@
+"""Each step's checks: the behaviours that show its lesson, against any server.
+
+One implementation serves three jobs: `make check` (a participant's own
+server, tools/exercises.py), the end-to-end demonstrations (tests/e2e, against
+the reference servers), and the matrix (every step's checks against every
+step's reference, tests/check-matrix.txt). A check takes a server program,
+starts it through the command-line contract with the shared harness, and
+either passes or fails with what it expected, what it saw (a short quote of
+the real output), and the first hint. A behaviour that is a failure in its
+step (step d's curl that never ends, step e's death by EINTR, step f's zombies
+after a burst) is what that step's check expects.
+
+Every check also reads the server's stderr: it must be empty, unless the
+lesson is a failure message, and then it must be exactly that message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import harness
+
+STEP_LETTERS = "abcdefg"
+# The one message that a step's server may print on stderr: its lesson.
+LESSON_STDERR = {"e": "accept: Interrupted system call"}
+
+ESCAPE_REQUEST = b"GET /\x1b[2J\x1b]0;owned\x07 HTTP/1.1\r\nHost: localhost\r\n\r\n"
+ESCAPED_LINE = "GET /\\x1b[2J\\x1b]0;owned\\x07 HTTP/1.1"
+
+
+class Failed(Exception):
+    """A check did not see its behaviour."""
+
+    def __init__(self, expected: str, seen: str, hint: str | None = None):
+        super().__init__(expected)
+        self.expected = expected
+        self.seen = seen
+        self.hint = hint
+
+
+def expect(condition, expected: str, seen: str, hint: str | None = None) -> None:
+    if not condition:
+        raise Failed(expected, seen, hint)
+
+
+def quote(text, limit: int = 160) -> str:
+    """A short quote of real output, control characters shown escaped."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "backslashreplace")
+    text = text.strip("\n")
+    if not text:
+        return "(nothing)"
+    shown = text.encode("unicode_escape").decode("ascii").replace("\\n", " | ")
+    return repr(shown[: limit - 3] + "..." if len(shown) > limit else shown)
+
+
+# ---------------------------------------------------------------------------
+# What a check runs against.
+
+
+_TAKES_SLEEP: dict[str, bool] = {}
+
+
+class NotChecked(Exception):
+    """The check cannot run here (a check of the source, with no source given)."""
+
+
+@dataclass
+class Context:
+    program: str  # The server binary.
+    step: str  # The step whose checks these are.
+    source: str | None = None  # Its C++ source, when known.
+
+    def takes_sleep(self) -> bool:
+        """Whether the server has a --sleep option (steps b, c and e do): its --help says."""
+        if self.program not in _TAKES_SLEEP:
+            result = harness.run_bounded([self.program, "--help"], timeout=5)
+            _TAKES_SLEEP[self.program] = "--sleep" in result.stdout
+        return _TAKES_SLEEP[self.program]
+
+    def sleep_args(self, seconds: float = 0.2) -> list[str]:
+        """--sleep SECONDS for a server that sleeps after answering, nothing for one that does not.
+        Not 0 by default: step e's server dies when a child exits while it waits in accept(), and
+        with --sleep 0 whether the parent is back in accept() by then is a race; 0.2 s makes its
+        death certain, so that a check's result does not depend on luck."""
+        return ["--sleep", f"{seconds:g}"] if self.takes_sleep() else []
+
+    def need_sleep(self, seconds: float) -> list[str]:
+        expect(self.takes_sleep(), "the server takes --sleep SECONDS (steps b, c and e)",
+               f"{self.program} --help lists no --sleep",
+               "Add the --sleep option: parse it like --port (strtod), default as the article.")
+        return self.sleep_args(seconds)
+
+    @contextlib.contextmanager
+    def server(self, *args: str, nofile: int | None = None):
+        """with ctx.server(...) as server: the server, started; at the end its
+        whole process group is killed and reaped, also when it did not start."""
+        server = harness.Server(Path(self.program).name, *args, program=[self.program], nofile=nofile)
+        try:
+            yield self._start(server)
+        finally:
+            server.stop()
+
+    def _start(self, server: harness.Server) -> harness.Server:
+        try:
+            server.start()
+        except harness.ServerDidNotStart:
+            server.stop()
+            err = server.err.text() if getattr(server, "err", None) else ""
+            out = server.out.text() if getattr(server, "out", None) else ""
+            raise Failed("the server starts and prints 'Serving HTTP on port N ...' first, flushed",
+                         f"{' '.join([Path(self.program).name, *server.command()[1:]])} printed {quote(out)}, "
+                         f"stderr {quote(err)}",
+                         "It did not start. Run the reproduce command by hand and read its first lines: "
+                         "an option it does not know (only steps b, c and e take --sleep), a failing "
+                         "socket call, or the first line missing or never flushed (fflush(stdout)).")
+        return server
+
+    def quiet_stderr(self, server: harness.Server, allowed: str | None = None) -> None:
+        """stderr is empty, or exactly the lesson's message. Read once every
+        child has finished (the server's death, in step e, follows a child's
+        exit), so that the verdict does not depend on timing."""
+        server.settled_children(timeout=3)
+        time.sleep(0.05)  # Let the reader thread catch up with a last line.
+        text = server.err.text()
+        lesson = LESSON_STDERR.get(self.step, "") if allowed is None else allowed
+        if text in ("", lesson):
+            return
+        hint = "Every system call that fails prints 'call: reason'; find which call and why."
+        if "accept: Interrupted system call" in text:
+            hint = ("accept() failed with EINTR: a child's exit ran the SIGCHLD handler while the parent "
+                    "waited in accept(). Nothing went wrong: call accept() again when errno is EINTR.")
+        elif "Too many open files" in text:
+            hint = ("The server ran out of descriptors: the parent must close its copy of each connection "
+                    "after fork().")
+        elif "Bad file descriptor" in text:
+            hint = ("A descriptor was closed twice or used after close. A child that does not end with "
+                    "_exit() after its work runs on into the parent's code and closes the parent's "
+                    "descriptors again.")
+        raise Failed("nothing on stderr" + (f" but {lesson!r}" if lesson else ""), f"stderr {quote(text)}", hint)
+
+
+@dataclass(frozen=True)
+class Check:
+    key: str  # Short and unique: the matrix's column name.
+    title: str  # One line: the behaviour, as make check prints it.
+    run: Callable[[Context], None]
+    hint: str  # The first hint when it fails (a Failed may name a better one).
+    reproduce: str  # By hand; {server} is the binary.
+    lesson_failure: bool = False  # The behaviour is the failure the step shows.
+
+
+@dataclass
+class Outcome:
+    check: Check
+    passed: bool
+    expected: str = ""
+    seen: str = ""
+    hint: str = ""
+    seconds: float = 0.0
+    skipped: str = ""  # Why the check could not run (it then counts as neither).
+
+    def reproduce(self, program: str) -> str:
+        return self.check.reproduce.format(server=program)
+
+
+def run(check: Check, program, step: str, source=None) -> Outcome:
+    """Run one check of `step` against `program`; never raises for a failed behaviour."""
+    started = time.monotonic()
+    context = Context(str(program), step, None if source is None else str(source))
+    try:
+        check.run(context)
+    except NotChecked as reason:
+        return Outcome(check, True, skipped=str(reason))
+    except Failed as failure:
+        return Outcome(check, False, failure.expected, failure.seen, failure.hint or check.hint,
+                       time.monotonic() - started)
+    except (OSError, harness.ServerDidNotStart) as error:
+        return Outcome(check, False, "the behaviour above", f"{type(error).__name__}: {error}", check.hint,
+                       time.monotonic() - started)
+    return Outcome(check, True, seconds=time.monotonic() - started)
+
+
+# ---------------------------------------------------------------------------
+# The behaviours.
+
+SERVE = "{server} --port 8888 &"
+CURL = "curl -v --max-time 5 http://localhost:8888/hello"
+
+
+def answers(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args()) as server:
+        for attempt in ("first", "second"):
+            data, closed = harness.http_get(server.port, timeout=3)
+            expect(data == b"HTTP/1.1 200 OK\r\n\r\nHello, World!\n" and closed,
+                   f"the {attempt} request answered 'HTTP/1.1 200 OK\\r\\n\\r\\nHello, World!\\n', then closed",
+                   f"{quote(data)}, connection {'closed' if closed else 'still open after 3 s'}")
+        ctx.quiet_stderr(server)
+
+
+def prints_request_escaped(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args()) as server:
+        harness.http_get(server.port, timeout=5, until=harness.BODY, request=ESCAPE_REQUEST)
+        line = server.out.wait_for(r"^GET /", 5)
+        expect(line is not None, "the request printed as received (GET ...)",
+               f"stdout {quote(server.out.text())}",
+               "Print the bytes that recv() returned, as they came (with write(), or printf and fflush).")
+        text = server.out.text()
+        expect(line.string == ESCAPED_LINE and "\x1b" not in text and "\r" not in text,
+               f"control bytes shown escaped: {ESCAPED_LINE!r}", f"{quote(line.string)}",
+               "A request is untrusted input: print it through escape_request(), never raw.")
+        expect(server.out.wait_for(r"^Host: localhost$", 2), "the request's next line printed: 'Host: localhost'",
+               f"stdout {quote(server.out.text())}", "Print the whole request, every line of it.")
+        ctx.quiet_stderr(server)
+
+
+def second_client_waits(ctx: Context) -> None:
+    pause = 2.0
+    with ctx.server(*ctx.need_sleep(pause)) as server:
+        first, _ = harness.http_get(server.port, timeout=5, until=harness.BODY)
+        expect(first.endswith(harness.BODY), "the first client answered", quote(first))
+        with harness.connect(server.port, timeout=1) as second:  # The backlog takes it at once.
+            second.sendall(harness.REQUEST)
+            early, _ = harness.receive(second, pause / 2)
+            printed = len(server.out.matches(r"^GET /hello"))
+            late, _ = harness.receive(second, pause + 5, until=harness.BODY)
+        expect(early == b"" and printed == 1,
+               f"the second client waits: no answer, its request not even read, during the first {pause:g} s sleep",
+               f"answered at once: {quote(early)}" if early else f"{printed} requests printed during the sleep",
+               "The iterative server sleeps after answering, before it accept()s again: the pause belongs "
+               "after close() of the connection, in the same loop, with no fork.")
+        expect((early + late).endswith(harness.BODY), "the second client answered after the sleep",
+               quote(early + late))
+        ctx.quiet_stderr(server)
+
+
+def both_at_once(ctx: Context) -> None:
+    pause = 2.0
+    with ctx.server(*ctx.need_sleep(pause)) as server:
+        first, _ = harness.http_get(server.port, timeout=5, until=harness.BODY)
+        expect(first.endswith(harness.BODY), "the first client answered", quote(first))
+        with harness.connect(server.port, timeout=1) as second:
+            second.sendall(harness.REQUEST)
+            early, _ = harness.receive(second, pause / 2, until=harness.BODY)
+        expect(early.endswith(harness.BODY),
+               f"a second client answered at once, while the first one's child sleeps {pause:g} s",
+               f"nothing within {pause / 2:g} s: {quote(early)}",
+               "fork() after accept(): the child answers and sleeps, the parent goes straight back to accept().")
+        ctx.quiet_stderr(server)
+
+
+def child_pids(ctx: Context) -> None:
+    with ctx.server(*ctx.need_sleep(2)) as server:
+        expect(server.out.wait_for(rf"^Parent PID \(PPID\): {server.pid}$", 2),
+               f"'Parent PID (PPID): {server.pid}' after the first line", quote(server.out.text()),
+               "Print getpid() once, before the loop, as 'Parent PID (PPID): P', and fflush(stdout).")
+        clients = [harness.connect(server.port) for _ in range(2)]
+        try:
+            for sock in clients:
+                sock.sendall(harness.REQUEST)
+            for sock in clients:
+                harness.receive(sock, 5, until=harness.BODY)
+            server.out.wait_for(r"^Child PID: ", 2, count=2)
+            lines = server.out.matches(r"^Child PID: (\d+)\. Parent PID (\d+)$")
+            sleeping = {p.pid for p in server.children()}
+            expect(len(lines) == 2 and all(int(m.group(2)) == server.pid and int(m.group(1)) in sleeping
+                                           for m in lines),
+                   f"two lines 'Child PID: X. Parent PID {server.pid}', X each a sleeping child of the server",
+                   f"lines {[m.string for m in lines]}, children {sorted(sleeping)}",
+                   "The child prints getpid() and getppid(), once per connection, before it answers.")
+        finally:
+            for sock in clients:
+                sock.close()
+        ctx.quiet_stderr(server)
+
+
+def lines_once(ctx: Context) -> None:
+    requests = 1 if ctx.step == "e" else 3
+    with ctx.server(*ctx.sleep_args()) as server:
+        deadline = time.monotonic() + 3
+        for _ in range(requests):
+            harness.http_get(server.port, timeout=3, until=harness.BODY)
+        server.out.wait_for(r"^GET /hello", max(0.1, deadline - time.monotonic()), count=requests)
+        if ctx.step in "efg":
+            server.out.wait_for(r"^Child \d+ terminated", max(0.1, deadline - time.monotonic()), count=requests)
+        server.settled_children(timeout=max(0.5, deadline - time.monotonic()))
+        counts = {
+            "Serving HTTP on port": (1, r"^Serving HTTP on port"),
+            "Parent PID (PPID)": (1, r"^Parent PID \(PPID\)"),
+            "Child PID": (requests, r"^Child PID: \d+\. Parent PID"),
+            "GET /hello": (requests, r"^GET /hello"),
+        }
+        if ctx.step == "d":
+            counts["Connections held open"] = (requests, r"^Connections held open by the parent")
+        if ctx.step in "efg":
+            counts["Child N terminated"] = (requests, r"^Child \d+ terminated with status")
+        wrong = {name: len(server.out.matches(regex)) for name, (want, regex) in counts.items()
+                 if len(server.out.matches(regex)) != want}
+        expected = ", ".join(f"{want} '{name}'" for name, (want, _) in counts.items())
+        expect(not wrong, f"through a pipe, after {requests} request(s), each line exactly once: {expected}",
+               "counted " + ", ".join(f"{n} '{name}'" for name, n in wrong.items()),
+               "stdout is a pipe here, so stdio holds lines in its buffer: fflush(stdout) right after each "
+               "printf, and before fork() (the child gets a copy of the buffer); the child ends with "
+               "_exit(), which throws its own buffer away.")
+        ctx.quiet_stderr(server)
+
+
+def socket_links(pid: int) -> set[str]:
+    """The sockets a process holds, as /proc names them ("socket:[inode]")."""
+    links = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:"):
+            links.add(link)
+    return links
+
+
+def child_closes_listener_and_exits(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args()) as server:
+        listener = socket_links(server.pid)
+        with harness.connect(server.port) as sock:
+            # No request yet: the child waits in recv(), long enough to look at it.
+            deadline = time.monotonic() + 2
+            while not [p for p in server.children() if p.state != "Z"] and time.monotonic() < deadline:
+                time.sleep(0.01)
+            live = [p for p in server.children() if p.state != "Z"]
+            expect(len(live) == 1, "a child for the connection", f"children {live}",
+                   "fork() after accept(), once per connection.")
+            child_sockets = socket_links(live[0].pid)
+            expect(not child_sockets & listener,
+                   "the child has closed its copy of the listening socket",
+                   f"child {live[0].pid} holds {sorted(child_sockets)}, the listener is {sorted(listener)}",
+                   "In the child (fork() returned 0), close(listen_socket) first: only the parent accepts.")
+            sock.sendall(harness.REQUEST)
+            data, _ = harness.receive(sock, 5, until=harness.BODY)
+            expect(data.endswith(harness.BODY), "the child answers", quote(data))
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            still = [p for p in server.children() if p.pid == live[0].pid and p.state != "Z"]
+            if not still:
+                break
+            time.sleep(0.02)
+        expect(not still, "the child exits once it has answered (and slept, where the step sleeps)",
+               f"child {live[0].pid} still running: {harness.ps_rows(server.pid)!r}",
+               "End the child with _exit(EXIT_SUCCESS) right after it closes its connection; without it "
+               "the child falls back into the parent's loop.")
+        ctx.quiet_stderr(server)
+
+
+def parent_closes_its_copy(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args(1)) as server:
+        listener = socket_links(server.pid)
+        with harness.connect(server.port) as sock:
+            sock.sendall(harness.REQUEST)
+            harness.receive(sock, 5, until=harness.BODY)
+            deadline = time.monotonic() + 2
+            while socket_links(server.pid) != listener and time.monotonic() < deadline:
+                time.sleep(0.02)
+            held = socket_links(server.pid) - listener
+        expect(not held, "the parent holds only its listening socket once it has forked the child",
+               f"the parent also holds {sorted(held)}",
+               "In the parent (fork() returned the child's PID), close(client_connection): the child "
+               "has its own copy, and the connection ends only when every copy is closed.")
+        ctx.quiet_stderr(server)
+
+
+def curl_ends(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args(0.2)) as server:
+        result = harness.curl(server.port, max_time=3)
+        expect(result.returncode == 0 and result.stdout == "Hello, World!\n",
+               "curl prints 'Hello, World!' and ends (exit status 0)",
+               f"curl exit {result.returncode} ({'timed out: the connection never closed' if result.returncode == 28 else quote(result.stderr)}), printed {quote(result.stdout)}",
+               "The connection ends when its last descriptor is closed: the parent must close its copy "
+               "of the connection after fork(), the child its own after answering.")
+        ctx.quiet_stderr(server)
+
+
+def curl_never_ends(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args()) as server:
+        result = harness.curl(server.port, max_time=1.5)
+        expect(result.stdout == "Hello, World!\n", "curl gets 'Hello, World!'", quote(result.stdout + result.stderr))
+        expect(result.returncode == harness.CURL_TIMED_OUT,
+               "curl never ends: the body arrives, but no end of file (curl stopped by --max-time, exit 28)",
+               f"curl ended by itself, exit {result.returncode}",
+               "This step's lesson is the mistake: the parent keeps its copy of the connection. Do not "
+               "close(client_connection) in the parent.")
+        expect(server.out.wait_for(r"^Connections held open by the parent: 1$", 3),
+               "'Connections held open by the parent: 1' printed (and flushed) by the parent",
+               quote(server.out.text()[-200:]),
+               "Count the connections the parent holds and print the count after each fork(), with fflush.")
+        ctx.quiet_stderr(server)
+
+
+def zombies_pile_up(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args()) as server:
+        for _ in range(3):
+            harness.http_get(server.port, timeout=3, until=harness.BODY)
+        children = server.settled_children(timeout=3)
+        rows = [row for row in harness.ps_rows(server.pid).splitlines()[1:] if row.split()[1] == str(server.pid)]
+        expect(len(children) == 3 and all(p.state == "Z" for p in children) and len(rows) == 3
+               and all(r.endswith("<defunct>") for r in rows),
+               "after 3 requests, 3 zombie children: ps shows them Z, <defunct>",
+               f"ps: {rows!r}",
+               "This step collects no child: no wait(), no SIGCHLD handler. Each child must exit (_exit) "
+               "after answering and stay a zombie.")
+        ctx.quiet_stderr(server)
+
+
+OPEN_FILES = 32  # The article's 256, made smaller: each held connection costs one.
+
+
+def _descriptors(server: harness.Server) -> int:
+    try:
+        return server.open_descriptors()
+    except OSError:
+        return 0  # It exited meanwhile.
+
+
+def too_many_open_files(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args(), nofile=OPEN_FILES) as server:
+        for _ in range(2):  # The backlog drops some of a burst; a second burst makes up for it.
+            harness.client3(server.port, max_clients=2 * OPEN_FILES, max_conns=1, timeout=6)
+            if server.wait_exit(2) is not None or _descriptors(server) < OPEN_FILES // 2:
+                break  # Dead, or its descriptors do not grow: no use waiting for more.
+        status = server.wait_exit(0)
+        expect(status == 1 and server.err.text() == "accept: Too many open files",
+               f"under an open-files limit of {OPEN_FILES}, the server dies: 'accept: Too many open files', status 1",
+               f"{'still running' if status is None else f'exit status {status}'}, stderr {quote(server.err.text())}",
+               "Every held connection costs the parent a descriptor until accept() fails with EMFILE; "
+               "treat that as fatal (print 'accept: ...' and exit 1), never retry in a loop.")
+
+
+def reports_child(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args(0.2)) as server:
+        harness.http_get(server.port, timeout=5, until=harness.BODY)
+        child = server.out.wait_for(r"^Child PID: (\d+)\.", 2)
+        expect(child is not None, "'Child PID: X. Parent PID P' printed", quote(server.out.text()))
+        reported = server.out.wait_for(rf"^Child {child.group(1)} terminated with status 0$", 3)
+        expect(reported, f"the handler reports 'Child {child.group(1)} terminated with status 0'",
+               quote(server.out.text()[-200:]),
+               "Install a SIGCHLD handler (sigaction) that calls wait(&status) and writes the line with "
+               "write(2): printf is not async-signal-safe.")
+        ctx.quiet_stderr(server)
+
+
+def dies_with_eintr(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args(0.5)) as server:
+        result = harness.curl(server.port, max_time=3)
+        expect(result.returncode == 0 and result.stdout == "Hello, World!\n", "curl answered and ends",
+               f"curl exit {result.returncode}, {quote(result.stdout + result.stderr)}")
+        child = server.out.wait_for(r"^Child PID: (\d+)\.", 2)
+        reported = child and server.out.wait_for(rf"^Child {child.group(1)} terminated", 3)
+        expect(reported, "the SIGCHLD handler reports the child, 'Child X terminated with status 0'",
+               quote(server.out.text()[-200:]),
+               "Install a SIGCHLD handler with sigaction() that calls wait() and writes the line with write().")
+        status = server.wait_exit(3)
+        err = server.err.text()
+        if status is None:
+            hint = ("The server survived its child's exit. signal() (and std::signal) install the handler "
+                    "with SA_RESTART on Linux, and the kernel then restarts accept() by itself: install it "
+                    "with sigaction() and sa_flags without SA_RESTART.") if reported else (
+                    "No child was reported: the SIGCHLD handler did not run, or did not collect the child "
+                    "with wait().")
+            raise Failed("the child's exit interrupts accept(): 'accept: Interrupted system call', exit status 1",
+                         f"server still running 3 s after its child {'was reported' if reported else 'answered'}"
+                         f", stderr {quote(err)}", hint)
+        expect(status == 1 and err == "accept: Interrupted system call",
+               "the child's exit interrupts accept(): 'accept: Interrupted system call', exit status 1",
+               f"exit status {status}, stderr {quote(err)}",
+               "accept() returns -1 with errno EINTR; treat it as fatal like any other accept() failure, "
+               "and save and restore errno in the handler (its wait() may set ECHILD).")
+
+
+def survives_child_exit(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args()) as server:
+        result = harness.curl(server.port, max_time=3)
+        expect(result.returncode == 0 and result.stdout == "Hello, World!\n", "curl answered and ends",
+               f"curl exit {result.returncode}, {quote(result.stdout + result.stderr)}")
+        reported = server.out.wait_for(r"^Child \d+ terminated with status 0$", 3)
+        expect(reported, "the handler reports 'Child X terminated with status 0'", quote(server.out.text()[-200:]),
+               "Keep step e's SIGCHLD handler.")
+        left = server.wait_until_all_collected(timeout=3)
+        expect(server.alive(), "the server lives on after its child's exit",
+               f"exit status {server.wait_exit(1)}, stderr {quote(server.err.text())}",
+               "When accept() fails with EINTR, nothing went wrong: call accept() again (loop while errno "
+               "== EINTR). Any other error stays fatal.")
+        expect(not left, "no zombie left after one request", f"children {left}",
+               "The handler must collect the child: wait() or waitpid().")
+        again = harness.curl(server.port, max_time=3)
+        expect(again.stdout == "Hello, World!\n", "a second request answered too",
+               f"curl exit {again.returncode}, {quote(again.stdout + again.stderr)}")
+        ctx.quiet_stderr(server)
+
+
+BURST = 128  # The article's client3 --max-clients 128.
+
+
+def _forks(server: harness.Server) -> None:
+    """Fail at once if the server does not fork a child per connection."""
+    with harness.connect(server.port) as sock:
+        deadline = time.monotonic() + 2
+        while not server.children() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        forked = bool(server.children())
+        sock.sendall(harness.REQUEST)
+        harness.receive(sock, 3, until=harness.BODY)
+    expect(forked, "a child per connection", "no child 2 s after a connection",
+           "fork() after accept(), once per connection.")
+
+
+def _collects_one(server: harness.Server) -> None:
+    """Fail at once if one request's child is not collected (and reported)."""
+    _forks(server)
+    reported = server.out.wait_for(r"^Child \d+ terminated with status", 2)
+    left = server.wait_until_all_collected(timeout=2)
+    expect(reported and not left, "one request's child collected by the SIGCHLD handler, and reported",
+           f"{'reported' if reported else 'no child reported'}, children left {left}",
+           "A SIGCHLD handler installed with sigaction() collects children with wait() or waitpid().")
+
+
+def _burst(server: harness.Server, served_before: int) -> None:
+    result = harness.client3(server.port, max_clients=BURST, max_conns=1, timeout=8)
+    expect(result.returncode == 0, f"client3 --max-clients {BURST}: every connection made",
+           quote(result.stdout[-200:] + result.stderr), "The server must keep accepting during a burst.")
+    expect(server.out.wait_for(r"^GET /hello", 5, count=served_before + BURST),
+           f"{served_before + BURST} requests printed", f"{len(server.out.matches('^GET /hello'))} printed")
+
+
+def burst_leaves_zombies(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args()) as server:
+        _collects_one(server)
+        zombies = []
+        for attempt in range(1, 3):  # Merging is a race the kernel wins almost always.
+            _burst(server, 1 + BURST * (attempt - 1))
+            zombies = [p for p in server.settled_children(timeout=3) if p.state == "Z"]
+            if zombies:
+                break
+        expect(zombies, f"after a burst of {BURST} clients, zombies left (SIGCHLD signals merge; one wait() each)",
+               f"no zombie after {attempt} bursts, server {'alive' if server.alive() else 'dead'}",
+               "This step's lesson is the mistake: the handler calls wait() once per signal, and signals "
+               "that arrive together count as one. Keep a single wait() in the handler.")
+        expect(server.alive(), "the server lives", f"stderr {quote(server.err.text())}")
+        ctx.quiet_stderr(server)
+
+
+def bursts_leave_no_zombie(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args()) as server:
+        baseline = server.open_descriptors()
+        _collects_one(server)
+        for attempt in range(3):
+            _burst(server, 1 + BURST * attempt)
+            left = server.wait_until_all_collected(timeout=3)
+            if left:
+                stuck = [p for p in left if p.state != "Z"]
+                hint = ("A child is still running after its answer: it must end with _exit()."
+                        if stuck else
+                        "Signals merge: one SIGCHLD may stand for many exited children. In the handler, "
+                        "loop: while ((pid = waitpid(-1, &status, WNOHANG)) > 0). Without WNOHANG the "
+                        "last waitpid() blocks the handler while other children still run.")
+                raise Failed(f"after {attempt + 1} bursts of {BURST} clients, no child left",
+                             f"{len(left)} children left, states {''.join(sorted(p.state for p in left))[:40]}"
+                             f", server {'alive' if server.alive() else 'dead: ' + quote(server.err.text())}",
+                             hint)
+        expect(server.alive(), "the server lives", f"stderr {quote(server.err.text())}")
+        count = server.wait_for_descriptors(baseline)
+        expect(count == baseline, f"descriptors flat: {baseline} before and after",
+               f"{count} after", "Close the parent's copy of each connection.")
+        expect(server.out.wait_for(r"^Child \d+ terminated with status 0$", 5, count=3 * BURST + 1),
+               f"{3 * BURST + 1} children reported", f"{len(server.out.matches('^Child .* terminated'))} reported")
+        ctx.quiet_stderr(server)
+
+
+def lives_under_low_open_files(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args(), nofile=OPEN_FILES) as server:
+        baseline = server.open_descriptors()
+        _collects_one(server)
+        for _ in range(3):
+            result = harness.client3(server.port, max_clients=2 * OPEN_FILES, max_conns=1, timeout=6)
+            expect(result.returncode == 0 and server.alive(),
+                   f"under an open-files limit of {OPEN_FILES}, bursts of {2 * OPEN_FILES} clients all served",
+                   f"client3: {quote(result.stdout[-120:])}, server stderr {quote(server.err.text())}",
+                   "Close the parent's copy of each connection, so its descriptors stay flat.")
+        left = server.wait_until_all_collected(timeout=3)
+        count = server.wait_for_descriptors(baseline, timeout=3)
+        expect(not left and count == baseline, f"no child left, descriptors flat at {baseline}",
+               f"{len(left)} children left, {count} descriptors")
+        ctx.quiet_stderr(server)
+
+
+def keeps_accepting(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args()) as server:
+        with harness.connect(server.port) as holder:  # Its child waits in recv() meanwhile.
+            deadline = time.monotonic() + 2
+            while not server.children() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            first, _ = harness.http_get(server.port, timeout=3, until=harness.BODY)
+            expect(first.endswith(harness.BODY), "a request answered while another client is connected",
+                   quote(first))
+            server.out.wait_for(r"^Child \d+ terminated", 2)  # That child's SIGCHLD has come.
+            second, _ = harness.http_get(server.port, timeout=3, until=harness.BODY)
+            expect(second.endswith(harness.BODY),
+                   "after a child exits, the next request answered at once, while another child still runs",
+                   f"no answer within 3 s: {quote(second)}",
+                   "The handler is stuck: waitpid() without WNOHANG waits for the child that still runs, "
+                   "and the parent never returns to accept(). Use waitpid(-1, &status, WNOHANG) and stop "
+                   "the loop when it returns 0.")
+            holder.sendall(harness.REQUEST)
+            harness.receive(holder, 3, until=harness.BODY)
+        ctx.quiet_stderr(server)
+
+
+# What a signal handler may not call: stdio and iostreams (they take locks and
+# share buffers with the code the handler interrupted), and what allocates.
+UNSAFE_IN_HANDLER = re.compile(
+    r"\b(?:std::)?(printf|fprintf|vprintf|vfprintf|dprintf|puts|fputs|putchar|fputc|putc|fwrite|fflush|perror|"
+    r"cout|cerr|clog|to_string|string|ostringstream|malloc|free|exit)\b(?!\s*::)")
+
+
+def _without_comments_and_strings(source: str) -> str:
+    source = re.sub(r"/\*.*?\*/", " ", source, flags=re.DOTALL)
+    source = re.sub(r"//[^\n]*", "", source)
+    return re.sub(r'"(?:\\.|[^"\\\n])*"', '""', source)
+
+
+def _function_bodies(source: str) -> dict[str, str]:
+    """name -> body of every function defined at the top level of the file."""
+    bodies = {}
+    for match in re.finditer(r"^[^\s#/][^;{}()]*?\b(\w+)\s*\([^;{}]*\)\s*(?:noexcept\s*)?\{", source, re.MULTILINE):
+        depth, index = 1, match.end()
+        while depth and index < len(source):
+            depth += {"{": 1, "}": -1}.get(source[index], 0)
+            index += 1
+        bodies.setdefault(match.group(1), source[match.end():index - 1])
+    return bodies
+
+
+def handler_is_signal_safe(ctx: Context) -> None:
+    if ctx.source is None or not Path(ctx.source).exists():
+        raise NotChecked("reads the source: not given with SERVER=")
+    source = _without_comments_and_strings(Path(ctx.source).read_text())
+    handlers = set(re.findall(r"sa_handler\s*=\s*&?(\w+)", source))
+    handlers |= set(re.findall(r"\bsignal\s*\(\s*SIGCHLD\s*,\s*&?(\w+)", source))
+    handlers -= {"SIG_IGN", "SIG_DFL"}
+    expect(handlers, "a SIGCHLD handler (sigaction with sa_handler = your function)",
+           f"no handler found in {Path(ctx.source).name}", "Install the handler with sigaction().")
+    bodies = _function_bodies(source)
+    seen, todo, unsafe = set(), list(handlers), []
+    while todo:  # The handler, and every function of the file it calls.
+        name = todo.pop()
+        if name in seen or name not in bodies:
+            continue
+        seen.add(name)
+        body = bodies[name]
+        unsafe += [f"{m.group(1)} in {name}()" for m in UNSAFE_IN_HANDLER.finditer(body)]
+        todo += [callee for callee in re.findall(r"\b(\w+)\s*\(", body) if callee in bodies]
+    expect(not unsafe, "the SIGCHLD handler calls only async-signal-safe functions (write, waitpid, ...)",
+           f"it reaches {', '.join(sorted(set(unsafe)))}",
+           "A signal handler may call only async-signal-safe functions. printf and fflush are not: the "
+           "handler may interrupt a printf halfway and deadlock on stdout's lock or corrupt its buffer "
+           "(adding fflush only hides it). Format the line into a char array by hand and write(2) it.")
+
+
+# ---------------------------------------------------------------------------
+# The checks of each step.
+
+CHECK = {
+    "answers": Check("answers", "answers 'Hello, World!' (HTTP/1.1 200 OK, no Content-Length) and closes, twice",
+                     answers, "socket, bind, listen, accept, recv, send, close: each checked against -1.",
+                     f"{SERVE} sleep 0.3; {CURL}; {CURL}; kill $!"),
+    "escapes": Check("escapes", "prints each request as received, control bytes escaped",
+                     prints_request_escaped, "Print what recv() returned through escape_request().",
+                     "{server} --port 8888 & sleep 0.3; printf 'GET /\\033[2J HTTP/1.1\\r\\n\\r\\n' "
+                     "| curl -s telnet://localhost:8888 --max-time 2; kill $!"),
+    "second_waits": Check("second_waits", "a second client is accepted by the kernel but waits the whole sleep",
+                          second_client_waits, "After answering, sleep (--sleep seconds) before the next accept().",
+                          f"{{server}} --port 8888 --sleep 10 & sleep 0.3; {CURL}; time {CURL}; kill $!",
+                          lesson_failure=True),
+    "both_at_once": Check("both_at_once", "a second client is answered at once while the first child sleeps",
+                          both_at_once, "fork() a child per connection; the child answers and sleeps.",
+                          f"{{server}} --port 8888 --sleep 10 & sleep 0.3; {CURL}; time {CURL}; kill $!"),
+    "child_pids": Check("child_pids", "prints 'Parent PID (PPID): P', and each child 'Child PID: X. Parent PID P'",
+                        child_pids, "getpid() in the parent before the loop; getpid() and getppid() in each child.",
+                        f"{{server}} --port 8888 --sleep 10 & sleep 0.3; {CURL}; ps -o pid,ppid,stat,cmd --ppid $!; kill $!"),
+    "lines_once": Check("lines_once", "through a pipe, every line printed exactly once",
+                        lines_once, "fflush(stdout) after printf, and before fork().",
+                        f"({{server}} --port 8888 | cat) & sleep 0.3; {CURL}; {CURL}; sleep 1; kill %1"),
+    "child_exits": Check("child_exits", "the child closes its copy of the listener, answers, and exits",
+                         child_closes_listener_and_exits,
+                         "In the child: close(listen_socket), answer, close(client_connection), _exit().",
+                         "{server} --port 8888 & sleep 0.3; (sleep 3 | curl -s telnet://localhost:8888 &); sleep 0.5; "
+                         "ls -l /proc/$(pgrep -n -P $!)/fd; kill $!"),
+    "parent_closes": Check("parent_closes", "the parent closes its copy of each connection",
+                           parent_closes_its_copy, "close(client_connection) in the parent, after fork().",
+                           f"{SERVE} sleep 0.3; {CURL}; ls -l /proc/$!/fd; kill $!"),
+    "curl_ends": Check("curl_ends", "curl gets the answer and ends",
+                       curl_ends, "The connection ends when every copy of its descriptor is closed.",
+                       f"{SERVE} sleep 0.3; {CURL}; echo \"curl exit $?\"; kill $!"),
+    "curl_hangs": Check("curl_hangs", "curl gets the body but never ends; the parent counts its held connections",
+                        curl_never_ends, "Do not close the parent's copy of the connection.",
+                        f"{SERVE} sleep 0.3; curl --max-time 3 http://localhost:8888/hello; echo \"curl exit $? (28: timed out)\"; kill $!",
+                        lesson_failure=True),
+    "zombies": Check("zombies", "every request leaves a zombie (Z, <defunct>)",
+                     zombies_pile_up, "Collect no child in this step.",
+                     f"{SERVE} sleep 0.3; {CURL}; {CURL}; ps -o pid,ppid,stat,cmd --ppid $!; kill $!",
+                     lesson_failure=True),
+    "emfile": Check("emfile", f"dies with 'accept: Too many open files' under an open-files limit of {OPEN_FILES}",
+                    too_many_open_files, "accept() failing with EMFILE is fatal.",
+                    f"(ulimit -n {OPEN_FILES}; exec {{server}} --port 8888) & sleep 0.3; "
+                    "build/bin/client3 --port 8888 --max-clients 64; wait",
+                    lesson_failure=True),
+    "reports_child": Check("reports_child", "the SIGCHLD handler collects the child and reports it",
+                           reports_child, "A SIGCHLD handler, installed with sigaction(), that calls wait().",
+                           f"{{server}} --port 8888 --sleep 0.2 & sleep 0.3; {CURL}; sleep 1"),
+    "eintr": Check("eintr", "the child's exit interrupts accept(): the server dies with 'accept: Interrupted system call'",
+                   dies_with_eintr, "sigaction() with sa_flags = 0: no SA_RESTART.",
+                   f"{{server}} --port 8888 --sleep 0.5 & sleep 0.3; {CURL}; wait $!; echo \"server exit $?\"",
+                   lesson_failure=True),
+    "survives": Check("survives", "the server survives its child's exit, collects it, and answers again",
+                      survives_child_exit, "Restart accept() when it fails with EINTR.",
+                      f"{SERVE} sleep 0.3; {CURL}; sleep 0.5; {CURL}; ps -o pid,ppid,stat,cmd --ppid $!; kill $!"),
+    "burst_zombies": Check("burst_zombies", f"a burst of {BURST} clients leaves zombies (signals merge)",
+                           burst_leaves_zombies, "One wait() per signal.",
+                           f"{SERVE} sleep 0.3; build/bin/client3 --port 8888 --max-clients {BURST}; sleep 1; "
+                           "ps -o stat --ppid $! | grep -c Z; kill $!",
+                           lesson_failure=True),
+    "no_zombies": Check("no_zombies", f"bursts of {BURST} clients leave no zombie and no extra descriptor",
+                        bursts_leave_no_zombie, "waitpid(-1, &status, WNOHANG) in a loop.",
+                        f"{SERVE} sleep 0.3; build/bin/client3 --port 8888 --max-clients {BURST}; sleep 1; "
+                        "ps -o stat --ppid $! | grep -c Z; kill $!"),
+    "low_nofile": Check("low_nofile", f"lives under an open-files limit of {OPEN_FILES}, descriptors flat",
+                        lives_under_low_open_files, "Close the parent's copy of each connection.",
+                        f"(ulimit -n {OPEN_FILES}; exec {{server}} --port 8888) & sleep 0.3; "
+                        "build/bin/client3 --port 8888 --max-clients 64; ls /proc/$!/fd | wc -l; kill $!"),
+    "keeps_accepting": Check("keeps_accepting", "the handler never blocks: the server accepts while a child runs",
+                             keeps_accepting, "waitpid with WNOHANG.",
+                             "{server} --port 8888 & sleep 0.3; (sleep 5 | curl -s telnet://localhost:8888 &); sleep 0.3; "
+                             f"{CURL}; {CURL}; kill $!"),
+    "handler_safe": Check("handler_safe", "the SIGCHLD handler uses only async-signal-safe calls (its source)",
+                          handler_is_signal_safe, "write(2), not printf, in the handler.",
+                          "grep -n -A25 'static void grim_reaper' exercises/webserver3*.cpp "
+                          "(or the function your sa_handler names)"),
+}
+
+STEP_CHECKS: dict[str, list[str]] = {
+    "a": ["answers", "escapes"],
+    "b": ["answers", "escapes", "second_waits"],
+    "c": ["answers", "escapes", "both_at_once", "child_pids", "lines_once", "child_exits", "parent_closes"],
+    "d": ["escapes", "curl_hangs", "zombies", "emfile", "lines_once", "child_exits"],
+    "e": ["curl_ends", "reports_child", "eintr", "handler_safe", "escapes", "lines_once", "child_exits", "parent_closes"],
+    "f": ["curl_ends", "survives", "burst_zombies", "handler_safe", "escapes", "lines_once", "child_exits", "parent_closes"],
+    "g": ["curl_ends", "survives", "no_zombies", "keeps_accepting", "handler_safe", "low_nofile", "escapes", "lines_once", "child_exits",
+          "parent_closes"],
+}
+
+
+def checks_of(step: str) -> list[Check]:
+    return [CHECK[key] for key in STEP_CHECKS[step]]
+
+
+def run_step(step: str, program, on_outcome: Callable[[Outcome], None] | None = None,
+             source=None, keys: list[str] | None = None) -> list[Outcome]:
+    outcomes = []
+    for check in checks_of(step):
+        if keys is not None and check.key not in keys:
+            continue
+        outcome = run(check, program, step, source)
+        outcomes.append(outcome)
+        if on_outcome:
+            on_outcome(outcome)
+    return outcomes
+
+
+# ---------------------------------------------------------------------------
+# The matrix: every step's checks against every step's reference server.
+
+
+def _signature(key: str, step: str) -> tuple:
+    """What of its step a check's run depends on: runs with the same
+    signature against the same server are one run, shared by the steps."""
+    return (key, LESSON_STDERR.get(step), step if key == "lines_once" else None)
+
+
+def reference_source(letter: str) -> Path:
+    return harness.REPO / harness.STEPS[letter] / f"webserver3{letter}.cpp"
+
+
+def matrix(program_of: Callable[[str], str], jobs: int = 3,
+           servers: str = STEP_LETTERS) -> dict[tuple[str, str, str], Outcome]:
+    """{(check step, check key, server step): outcome} for every step's checks
+    against every step's server in `servers` (program_of(letter) is its
+    binary). Each distinct run happens once, `jobs` at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    runs = {}
+    for step in STEP_LETTERS:
+        for key in STEP_CHECKS[step]:
+            for server in servers:
+                runs.setdefault((_signature(key, step), server), (key, step, server))
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {sig: pool.submit(run, CHECK[key], program_of(server), step, reference_source(server))
+                   for sig, (key, step, server) in runs.items()}
+        done = {sig: future.result() for sig, future in futures.items()}
+    return {(step, key, server): done[(_signature(key, step), server)]
+            for step in STEP_LETTERS for key in STEP_CHECKS[step] for server in servers}
+
+
+def matrix_text(results: dict[tuple[str, str, str], Outcome]) -> str:
+    """The matrix as the committed file shows it: one row per step's check,
+    one column per reference server, + passed, . failed."""
+    lines = [
+        "# Which checks pass on which reference server: + passed, . failed.",
+        "# Rows: `make check STEP=X`'s checks, step by step. Columns: build/bin/webserver3a ... 3g.",
+        "# Regenerate: python3 tools/exercises.py matrix --write (tests/e2e/test_matrix.py compares).",
+        "",
+        f"{'step check':<22} " + " ".join(STEP_LETTERS),
+    ]
+    for step in STEP_LETTERS:
+        for key in STEP_CHECKS[step]:
+            marks = " ".join("+" if results[(step, key, server)].passed else "." for server in STEP_LETTERS)
+            lines.append(f"{step}    {key:<17} {marks}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# For the end-to-end tests: a check's verdict as an assertion.
+
+
+def describe(outcome: Outcome, program: str) -> str:
+    return (f"{outcome.check.title}\n  expected: {outcome.expected}\n  seen:     {outcome.seen}\n"
+            f"  by hand:  {outcome.reproduce(program)}\n  hint:     {outcome.hint}")
+
+
+def assert_passes(step: str, key: str, server_step: str) -> Outcome:
+    """Step `step`'s check `key` passes on step `server_step`'s reference server."""
+    program = str(harness.binary(server_step))
+    outcome = run(CHECK[key], program, step, reference_source(server_step))
+    assert outcome.passed and not outcome.skipped, f"step {step}'s check failed on webserver3{server_step}: " + describe(outcome, program)
+    return outcome
+
+
+def assert_fails(step: str, key: str, server_step: str, because: str) -> Outcome:
+    """Step `step`'s check `key` fails on step `server_step`'s reference, and for
+    the reason the lesson says: `because` (a regular expression) is found in
+    what the check saw."""
+    program = str(harness.binary(server_step))
+    outcome = run(CHECK[key], program, step, reference_source(server_step))
+    assert not outcome.passed, f"step {step}'s check {key!r} passed on webserver3{server_step}"
+    assert re.search(because, outcome.seen), (f"step {step}'s check {key!r} failed on webserver3{server_step} "
+                                              f"for another reason than {because!r}: " + describe(outcome, program))
+    return outcome
+
+
+def lesson_failures(step: str) -> list[str]:
+    """The checks of a step whose behaviour is the failure the step shows."""
+    return [key for key in STEP_CHECKS[step] if CHECK[key].lesson_failure]

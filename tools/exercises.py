@@ -1,0 +1,411 @@
+"""Learner mode: every participant writes each step, and the lesson's own checks judge it.
+
+    python3 tools/exercises.py exercise STEP      create exercises/webserver3STEP.cpp, say what to do
+    python3 tools/exercises.py check STEP [BIN]   build it (or take BIN), run step STEP's checks
+    python3 tools/exercises.py hint STEP          the next hint
+    python3 tools/exercises.py watch STEP         re-check on every save (Ctrl-C to stop)
+    python3 tools/exercises.py matrix [--write]   every step's checks against every reference server
+
+The Makefile's `make exercise|check|hint|watch STEP=X` call this. The checks
+themselves are tools/checks.py, the same ones the end-to-end tests run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import checks  # noqa: E402
+import harness  # noqa: E402
+
+REPO = harness.REPO
+EXERCISES = Path(os.environ.get("WORKSHOP_EXERCISES", REPO / "exercises"))
+BUILD = Path(os.environ.get("WORKSHOP_EXERCISE_BUILD", REPO / "build" / "exercises"))
+MATRIX = REPO / "tests" / "check-matrix.txt"
+# The steps' own warnings (their CMakeLists.txt), for the participant's file too.
+CXXFLAGS = ["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-O1", "-g"]
+
+TASKS = {
+    "a": dict(
+        goal="Write an iterative web server: it accepts one connection, reads the request, prints it, "
+             "answers 'Hello, World!' and closes the connection, then goes back for the next one. "
+             "One client at a time.",
+        change="The command line, the helpers and the response are written. Fill in the three functions "
+               "marked TODO: create the listening socket (socket, SO_REUSEADDR, bind, listen, and "
+               "getsockname for the port the kernel chose, then the first line, flushed), accept a "
+               "connection, and handle a request (recv, print it escaped, send the response). Check "
+               "every call against -1.",
+        hints=["Follow the article's order: socket(AF_INET, SOCK_STREAM), setsockopt SO_REUSEADDR, bind to "
+               "a sockaddr_in filled from options.address (parse_options resolved --host) and options.port "
+               "(htons), listen with REQUEST_QUEUE_SIZE.",
+               "With --port 0 the kernel picks the port: getsockname() on the bound socket tells which; print "
+               "'Serving HTTP on port N ...' with that number, then fflush(stdout) (the checks read a pipe).",
+               "In handle_request: recv() up to 1024 bytes; escape_request() the bytes received into a "
+               "char array, put() a newline after them, write() the lot to STDOUT_FILENO; then "
+               "send_all(client_connection, HTTP_RESPONSE). A failure there is warn(), not fatal()."]),
+    "b": dict(
+        goal="Make the iterative server sleep after answering, to show that it serves one client at a "
+             "time: a second client is accepted by the kernel (the backlog) but waits for the whole sleep.",
+        change="Add a --sleep SECONDS option (fractions allowed, default 60), and after the connection is "
+               "closed, pause that long before the next accept().",
+        hints=["The option parses like --port (parse_number, with fractions allowed), in getopt_long's "
+               "table and switch; --help must list it.",
+               "nanosleep() can sleep fractions; when a signal interrupts it, it writes the time left into "
+               "its second argument: loop while it fails with EINTR.",
+               "The pause goes in serve_forever's loop, after close(client_connection): while it sleeps "
+               "nobody calls accept()."]),
+    "c": dict(
+        goal="Serve clients at once: fork a child per connection. The child answers (and sleeps), the "
+             "parent only accepts and forks.",
+        change="Print the parent's PID once before the loop. After accept(), fork(): the child closes the "
+               "listening socket, handles the request (printing its PID and its parent's), sleeps, closes "
+               "the connection and exits; the parent closes its copy of the connection and accepts again.",
+        hints=["fork() returns 0 in the child and the child's PID in the parent; -1 is fatal('fork').",
+               "Descriptors are duplicated by fork(): the child must close(listen_socket), the parent "
+               "close(client_connection). The connection ends only when both copies are closed.",
+               "End the child with _exit(EXIT_SUCCESS), not return or exit(): otherwise it runs on into "
+               "the parent's loop. fflush(stdout) before fork(), or the child inherits unflushed lines."]),
+    "d": dict(
+        goal="Break the server on purpose, the article's way: the parent keeps its copy of each "
+             "connection and collects no child. curl gets the body but never ends, descriptors run out "
+             "('accept: Too many open files'), and zombies pile up.",
+        change="Remove the parent's close of the connection, and instead count the connections it holds, "
+               "printing 'Connections held open by the parent: N' after each fork. Remove the child's "
+               "sleep and the --sleep option.",
+        hints=["The only close the parent does after fork() is the one that ends the client's connection: "
+               "that is the one to remove.",
+               "The count is the parent's, printed after fork() in the parent branch with printf and "
+               "fflush(stdout).",
+               "accept() failing with EMFILE stays fatal, exactly as before: the lesson is the crash."]),
+    "e": dict(
+        goal="Collect every child with a SIGCHLD handler that calls wait(). Close the duplicates again. "
+             "The server now dies at the first child's exit, with 'accept: Interrupted system call': "
+             "reproducing that crash is the exercise.",
+        change="Put back the parent's close of the connection. Install a SIGCHLD handler with sigaction(), "
+               "without SA_RESTART, that calls wait() once and writes 'Child PID terminated with status S' "
+               "with write(). Give the child a --sleep (default 3) so the parent is back in accept() when "
+               "it exits.",
+        hints=["sigaction(), not signal(): on Linux signal() sets SA_RESTART, the kernel restarts accept() "
+               "by itself, and the crash never shows. sa_flags = SA_NOCLDSTOP, nothing else.",
+               "In a handler only async-signal-safe calls: wait() and write() are, printf() is not. Format "
+               "the line into a char buffer by hand.",
+               "Save errno on entry to the handler and restore it before returning: wait() may set ECHILD "
+               "just as accept()'s caller reads errno."]),
+    "f": dict(
+        goal="Survive the signal: when accept() fails with EINTR nothing went wrong, so call it again. "
+             "One request now leaves no zombie, but a burst of 128 clients does (signals merge).",
+        change="In accept_connection, loop: retry accept() when it fails with EINTR, any other failure "
+               "stays fatal. Remove the child's sleep and --sleep; the backlog grows to 1024.",
+        hints=["Wrap accept() in a loop: when it returns a descriptor, return it; when it fails with errno "
+               "EINTR, call it again; any other errno is still fatal(\"accept\").",
+               "Keep the handler's single wait(): the zombies after a burst are this step's lesson.",
+               "REQUEST_QUEUE_SIZE becomes 1024, so a burst of 128 is not dropped by the kernel."]),
+    "g": dict(
+        goal="Collect every child, however many exit at once: the handler loops on waitpid() with WNOHANG "
+             "until no exited child is left. Bursts of 128 clients leave no zombie.",
+        change="Replace the handler's single wait() with a loop of waitpid(-1, ..., WNOHANG) calls, "
+               "reporting each child it collects, until it returns 0 or -1.",
+        hints=["One SIGCHLD can stand for many exited children: the handler must collect every one.",
+               "waitpid(-1, &status, WNOHANG) returns 0 when children remain but none has exited: without "
+               "WNOHANG the last call blocks the handler while other children still run.",
+               "Keep saving and restoring errno around the loop, and report with write() only."]),
+}
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def wrapped(text: str, indent: str = "  ") -> str:
+    import textwrap
+
+    return textwrap.fill(text, width=100, initial_indent=indent, subsequent_indent=indent)
+
+
+def exercise_path(step: str) -> Path:
+    return EXERCISES / f"webserver3{step}.cpp"
+
+
+def shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# ---------------------------------------------------------------------------
+# make exercise
+
+
+SKELETON_TODO = {
+    "create_listen_socket": [
+        "TODO(step a): create a TCP socket, let it reuse its address (SO_REUSEADDR), bind it to",
+        "options.address and options.port, and listen with a queue of REQUEST_QUEUE_SIZE. With --port 0",
+        "the kernel chooses the port: ask it which (getsockname). Then print",
+        "\"Serving HTTP on port N ...\", flush stdout, and return the socket. Check every call",
+        "against -1 and report a failure with fatal(\"call\").",
+    ],
+    "accept_connection": [
+        "TODO(step a): wait for the next connection and return its descriptor; a failure is fatal.",
+    ],
+    "handle_request": [
+        "TODO(step a): read the request (up to 1024 bytes); print it with one write() to standard",
+        "output, escaped by escape_request() into a char array on the stack (4 bytes for each byte",
+        "of the request, then a newline, with put()); and send HTTP_RESPONSE with send_all(). A",
+        "failure here concerns this client only: warn(\"call\") and return.",
+    ],
+}
+
+
+def skeleton() -> str:
+    """Step a's server with the socket calls taken out: the three functions of
+    SKELETON_TODO keep their signatures, and their bodies become a TODO. Made
+    from the step's source each time, so it follows every change to it."""
+    source = (REPO / harness.STEPS["a"] / "webserver3a.cpp").read_text()
+    for name, todo in SKELETON_TODO.items():
+        pattern = re.compile(rf"^((?:\[\[noreturn\]\] )?static [^\n]*\b{name}\(([^)]*)\)\n)\{{\n.*?\n\}}\n",
+                             re.MULTILINE | re.DOTALL)
+        found = pattern.findall(source)
+        if len(found) != 1:
+            raise SystemExit(f"exercises.py: found {len(found)} definitions of {name}() in step a's source: "
+                             "update SKELETON_TODO in tools/exercises.py")
+        params = [p.split()[-1].lstrip("*&") for p in found[0][1].split(",") if p.strip()]
+        body = [f"    // {line}" for line in todo]
+        body += [f"    static_cast<void>({p});" for p in params]
+        body += ["    errno = ENOSYS;  // Remove these two lines once the function is written.",
+                 f"    fatal(\"{name} is not written yet\");"]
+        source = pattern.sub(lambda m: m.group(1) + "{\n" + "\n".join(body) + "\n}\n", source, count=1)
+    return ("// The exercise for step a: the socket calls are yours to write (see TODO below).\n"
+            "// make check STEP=a tells how far it works; make hint STEP=a gives a hint.\n" + source)
+
+
+def starting_point(step: str) -> str:
+    if step == "a":
+        return skeleton()
+    previous = "abcdefg"["abcdefg".index(step) - 1]
+    return (REPO / harness.STEPS[previous] / f"webserver3{previous}.cpp").read_text()
+
+
+def cmd_exercise(step: str) -> int:
+    path = exercise_path(step)
+    task = TASKS[step]
+    if path.exists():
+        say(f"{shown(path)} exists already: it was not touched.")
+        say(f"To start over: rm {shown(path)} && make exercise STEP={step}")
+        say(f"To check it:   make check STEP={step}")
+        return 0
+    EXERCISES.mkdir(parents=True, exist_ok=True)
+    path.write_text(starting_point(step))
+    origin = "a skeleton of step a" if step == "a" else f"step {'abcdefg'['abcdefg'.index(step) - 1]}'s server"
+    say(f"Created {shown(path)} (it starts as {origin}).")
+    say()
+    say(f"Step {step}'s goal:")
+    say(wrapped(task["goal"]))
+    say()
+    say("What to change:")
+    say(wrapped(task["change"]))
+    say()
+    say(f"Next: edit {shown(path)}, then run   make check STEP={step}")
+    say(f"      (make hint STEP={step} for a hint, make watch STEP={step} to re-check on every save)")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# make check
+
+
+def build(step: str) -> tuple[Path | None, list[str]]:
+    """Compile the participant's file. Returns the binary (None if the build
+    failed) and the warnings the compiler printed."""
+    source = exercise_path(step)
+    if not source.exists():
+        say(f"{shown(source)} does not exist yet: run   make exercise STEP={step}")
+        return None, []
+    BUILD.mkdir(parents=True, exist_ok=True)
+    binary = BUILD / f"webserver3{step}"
+    command = [os.environ.get("CXX", "c++"), *CXXFLAGS, "-o", str(binary), str(source)]
+    say(f"Building {shown(source)}: {' '.join(command[:-3])} ...")
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if result.stdout:
+        sys.stdout.write(result.stdout)  # Exactly as the compiler printed it.
+        sys.stdout.flush()
+    if result.returncode != 0:
+        return None, []
+    warnings = [line for line in result.stdout.splitlines() if ": warning:" in line]
+    return binary, warnings
+
+
+def report(outcome: checks.Outcome, program: str) -> None:
+    if outcome.skipped:
+        say(f"  SKIP  {outcome.check.title} ({outcome.skipped})")
+        return
+    mark = "PASS" if outcome.passed else "FAIL"
+    say(f"  {mark}  {outcome.check.title}")
+    if not outcome.passed:
+        say(f"        expected: {outcome.expected}")
+        say(f"        seen:     {outcome.seen}")
+        say(f"        by hand:  {outcome.reproduce(program)}")
+        say(f"        hint:     {outcome.hint}")
+
+
+def kill_leftovers() -> None:
+    """Kill and reap whatever this process started and left (servers, clients,
+    orphans handed to it as their subreaper)."""
+    for proc in harness.children_of(os.getpid()):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        harness.reap_group(proc.pid, timeout=1)
+        try:
+            os.waitpid(proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+def cmd_check(step: str, server: str | None, only: str | None = None) -> int:
+    harness.prepare_process()
+    try:
+        total = passed = 0
+        source = None
+        if server:
+            program = str(Path(server).resolve())
+            if not os.access(program, os.X_OK):
+                say(f"{server} is not an executable program")
+                return 1
+            say(f"Checking {server} against step {step}'s checks:")
+        else:
+            binary, warnings = build(step)
+            if binary is None:
+                say(f"make check STEP={step}: the build failed (the compiler's messages are above).")
+                return 1
+            program = str(binary)
+            source = exercise_path(step)
+            total, passed = 1, int(not warnings)
+            say(f"Checking step {step}:")
+            say(f"  {'PASS' if not warnings else 'FAIL'}  builds without warnings (-Wall -Wextra -Wpedantic)")
+            if warnings:
+                say(f"        seen:     {warnings[0]}")
+                say("        hint:     the steps build clean; read the compiler's warning above and fix it.")
+        shown_program = shown(Path(program))
+        keys = [only] if only else None
+        for outcome in checks.run_step(step, program, lambda o: report(o, shown_program), source, keys):
+            if outcome.skipped:
+                continue
+            total += 1
+            passed += outcome.passed
+        say(f"{passed} of {total} checks passed" + (f": step {step} works." if passed == total else
+                                                   f". make hint STEP={step} shows the next hint."))
+        return 0 if passed == total else 1
+    except KeyboardInterrupt:
+        say("\ninterrupted: stopping everything the check started")
+        return 130
+    finally:
+        kill_leftovers()
+
+
+# ---------------------------------------------------------------------------
+# make hint, make watch
+
+
+def cmd_hint(step: str) -> int:
+    hints = TASKS[step]["hints"]
+    state = EXERCISES / f".hints-{step}"
+    shown_before = int(state.read_text()) if state.exists() else 0
+    if shown_before >= len(hints):
+        say(f"That was the last hint for step {step} (all {len(hints)} shown). The step's README, "
+            f"{harness.STEPS[step]}/README.md, explains the lesson. To see the hints again: rm {shown(state)}")
+        return 0
+    say(f"Hint {shown_before + 1} of {len(hints)} for step {step}:")
+    say(wrapped(hints[shown_before]))
+    EXERCISES.mkdir(parents=True, exist_ok=True)
+    state.write_text(str(shown_before + 1))
+    return 0
+
+
+def cmd_watch(step: str) -> int:
+    path = exercise_path(step)
+    if not path.exists():
+        say(f"{shown(path)} does not exist yet: run   make exercise STEP={step}")
+        return 1
+    say(f"Watching {shown(path)}: every save runs make check STEP={step}. Ctrl-C to stop.")
+    last = None
+    try:
+        while True:
+            stamp = path.stat().st_mtime_ns if path.exists() else None
+            if stamp != last:
+                last = stamp
+                say(f"\n--- {time.strftime('%H:%M:%S')} ---")
+                subprocess.run([sys.executable, __file__, "check", step])
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        say("\nstopped watching")
+        return 0
+
+
+# ---------------------------------------------------------------------------
+# The matrix
+
+
+def cmd_matrix(mode: str | None) -> int:
+    harness.prepare_process()
+    started = time.monotonic()
+    try:
+        results = checks.matrix(lambda letter: str(harness.binary(letter)), jobs=int(os.environ.get("JOBS", 6)))
+    finally:
+        kill_leftovers()
+    text = checks.matrix_text(results)
+    seconds = time.monotonic() - started
+    if mode == "--write":
+        MATRIX.write_text(text)
+        say(f"wrote {shown(MATRIX)} ({seconds:.0f} s)")
+        return 0
+    sys.stdout.write(text)
+    say(f"({seconds:.0f} s)")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 1 or argv[0] not in ("exercise", "check", "hint", "watch", "matrix"):
+        say(__doc__.strip())
+        return 2
+    command = argv[0]
+    if command == "matrix":
+        return cmd_matrix(argv[1] if len(argv) > 1 else None)
+    step = (argv[1] if len(argv) > 1 else "").strip().lower()
+    step = step.removeprefix("step_")[:1] if step.startswith("step_") else step
+    if step not in harness.STEPS:
+        say(f"Which step? Say STEP=a ... STEP=g, for example:   make {command} STEP=e")
+        return 2
+    if command == "exercise":
+        return cmd_exercise(step)
+    if command == "check":
+        # check STEP [BINARY] [--only KEY]: --only runs one check (the catalogue's test uses it).
+        rest = argv[2:]
+        only = None
+        if "--only" in rest:
+            index = rest.index("--only")
+            only = rest[index + 1]
+            del rest[index:index + 2]
+            if only not in checks.STEP_CHECKS[step]:
+                say(f"step {step} has no check {only!r}: {', '.join(checks.STEP_CHECKS[step])}")
+                return 2
+        return cmd_check(step, rest[0] if rest and rest[0] else None, only)
+    if command == "hint":
+        return cmd_hint(step)
+    return cmd_watch(step)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
