@@ -101,6 +101,37 @@ def reap_group(pgid: int, timeout: float = 5.0) -> bool:
     return False
 
 
+def kill_and_reap_children(timeout: float = 5.0) -> list["Proc"]:
+    """Kill every child of this process (with its process group, when it
+    leads one of its own) and collect it, and the orphans its death hands to
+    this process, until none is left or the timeout passes. Returns the
+    children found at first: what a test left behind."""
+    me, my_group = os.getpid(), os.getpgrp()
+    found = children_of(me)
+    deadline = time.monotonic() + timeout
+    left = found
+    while left and time.monotonic() < deadline:
+        for proc in left:
+            try:
+                group = os.getpgid(proc.pid)
+            except ProcessLookupError:
+                continue
+            if group == proc.pid and group != my_group:
+                reap_group(group, max(0.1, deadline - time.monotonic()))
+            else:
+                try:
+                    os.kill(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            try:
+                os.waitpid(proc.pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        time.sleep(0.01)
+        left = children_of(me)
+    return found
+
+
 # ---------------------------------------------------------------------------
 # Output, read as it comes.
 

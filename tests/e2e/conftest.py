@@ -16,12 +16,13 @@ harness.prepare_process()
 @pytest.fixture(autouse=True)
 def leaves_nothing_behind():
     """Every test must stop what it started: no child of this process
-    (server, client, or an orphan handed to it) may outlive the test."""
+    (server, client, or an orphan handed to it) may outlive the test. One that
+    does fails the test, and is killed and collected, so that it cannot hold
+    a port, the output pipes or a process slot for the tests that follow."""
     yield
-    import os
-
-    left = harness.children_of(os.getpid())
-    assert not left, f"the test left processes behind: {left}"
+    left = harness.kill_and_reap_children()
+    if left:
+        pytest.fail(f"the test left processes behind (now killed and collected): {left}", pytrace=False)
 
 
 @pytest.fixture

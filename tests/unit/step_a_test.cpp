@@ -20,7 +20,7 @@ static std::string escape_request(std::string_view request)
     return buffer.substr(0, static_cast<std::size_t>(end - buffer.data()));
 }
 
-WORKSHOP_COMMON_SERVER_TESTS(step_a, StepA)
+WORKSHOP_COMMON_SERVER_TESTS(step_a, StepA, kArticlesBacklog)
 
 TEST(StepAHandleRequest, AnswersTheExactBytesThenLeavesClosingToTheCaller)
 {

@@ -5,5 +5,5 @@ namespace step_b {
 #include "step_b_sleeping/webserver3b.cpp"
 }
 
-WORKSHOP_COMMON_SERVER_TESTS(step_b, StepB)
+WORKSHOP_COMMON_SERVER_TESTS(step_b, StepB, kArticlesBacklog)
 WORKSHOP_SLEEP_OPTION_TESTS(step_b, StepB, 60.0)

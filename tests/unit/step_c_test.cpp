@@ -9,7 +9,8 @@ namespace step_c {
 
 using support::Fd;
 
-WORKSHOP_COMMON_SERVER_TESTS(step_c, StepC)
+WORKSHOP_COMMON_SERVER_TESTS(step_c, StepC, kArticlesBacklog)
+WORKSHOP_CHILD_TESTS(step_c, StepC, 2, true, "")
 WORKSHOP_SLEEP_OPTION_TESTS(step_c, StepC, 60.0)
 
 TEST(StepCDescriptorReferenceCount, ThePeerSeesEndOfFileOnlyWhenBothCopiesAreClosed)

@@ -6,4 +6,5 @@ namespace step_d {
 #include "step_d_no_close/webserver3d.cpp"
 }
 
-WORKSHOP_COMMON_SERVER_TESTS(step_d, StepD)
+WORKSHOP_COMMON_SERVER_TESTS(step_d, StepD, kArticlesBacklog)
+WORKSHOP_CHILD_TESTS(step_d, StepD, 2, false, "")

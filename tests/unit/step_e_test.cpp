@@ -5,7 +5,8 @@ namespace step_e {
 #include "step_e_sigchld/webserver3e.cpp"
 }
 
-WORKSHOP_COMMON_SERVER_TESTS(step_e, StepE)
+WORKSHOP_COMMON_SERVER_TESTS(step_e, StepE, kArticlesBacklog)
+WORKSHOP_CHILD_TESTS(step_e, StepE, 1, true, "accept: Interrupted system call\n")
 WORKSHOP_SLEEP_OPTION_TESTS(step_e, StepE, 3.0)
 WORKSHOP_HANDLER_TESTS(step_e, StepE)
 
@@ -13,12 +14,19 @@ TEST(StepEDeathTest, AcceptConnectionDiesWithInterruptedSystemCallWhenAChildExit
 {
     EXPECT_EXIT(
         {
+            alarm(10);  // The last resort.
             step_e::install_grim_reaper();
             int port = 0;
             support::Fd listener = support::listening_socket(&port);
             support::fork_child_exiting_after(100);
+            support::ConnectUnlessDoneWithin rescue(port, 2000);
             step_e::accept_connection(listener.get());
-            std::exit(0);  // Reached only if accept() survived the signal.
+            // Reached only if accept() survived the signal.
+            std::fprintf(stderr,
+                         "accept_connection() survived the child's exit (a client had to be sent to end it): step "
+                         "e's lesson is that accept() fails with EINTR and the server dies; either accept() is "
+                         "retried on EINTR (that is step f's fix) or the handler has SA_RESTART (signal() sets it)\n");
+            std::exit(0);
         },
         ::testing::ExitedWithCode(1), "^accept: Interrupted system call\n$");
 }
@@ -38,7 +46,9 @@ TEST_F(StepEHandler, WithSaRestartAsSignalWouldSetTheAcceptIsRestartedAndNothing
     pid_t connecting = support::fork_child_connecting_after(400, port);
     ASSERT_NE(exiting, -1);
     ASSERT_NE(connecting, -1);
+    support::ConnectUnlessDoneWithin rescue(port, 3000);
     support::Fd connection(accept(listener.get(), nullptr, nullptr));
     EXPECT_NE(connection.get(), -1) << std::strerror(errno);
+    EXPECT_FALSE(rescue.fired()) << "the client connecting after 0.4 s never got through";
     EXPECT_EQ(waitpid(exiting, nullptr, WNOHANG), -1) << "the handler should have run during accept()";
 }

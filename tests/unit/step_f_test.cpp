@@ -6,7 +6,8 @@ namespace step_f {
 #include "step_f_eintr/webserver3f.cpp"
 }
 
-WORKSHOP_COMMON_SERVER_TESTS(step_f, StepF)
+WORKSHOP_COMMON_SERVER_TESTS(step_f, StepF, kBurstBacklog)
+WORKSHOP_CHILD_TESTS(step_f, StepF, 2, true, "")
 WORKSHOP_HANDLER_TESTS(step_f, StepF)
 WORKSHOP_RESTART_TESTS(step_f, StepF)
 
