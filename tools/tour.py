@@ -309,6 +309,10 @@ class Tour:
             proc.communicate()
         for server in self.servers:
             server.stop()
+        # A Ctrl-C that lands while Popen() is still starting a server leaves
+        # that server unknown to the tour (Popen never returned): kill and
+        # collect whatever child is left, so nothing outlives the tour.
+        harness.kill_and_reap_children()
 
     # -----------------------------------------------------------------------
     # The lessons.
