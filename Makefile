@@ -5,6 +5,7 @@
 #   make tour             show every lesson live; make tour STEP=d for one,
 #                         make tour PAUSE=1 to wait for Enter before each lesson
 #   make bench            measure step g against a minimal server and Python's
+#                         (make bench ROUNDS=15 for more rounds than 9)
 #   make lint             clang-format, clang-tidy and cppcheck on the C++ code
 #   make sanitize         build with ASan and UBSan and run the whole suite
 #   make clean            remove the build folders
@@ -15,6 +16,7 @@ BUILD    ?= build
 JOBS     ?= 2
 STEP     ?=
 PAUSE    ?=
+ROUNDS   ?=
 # Debian's python3 (the one python3-pytest installs for), not a pyenv one first on PATH.
 PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
 # Extra options for CMake's first configuration, e.g. -DWORKSHOP_TESTS=OFF.
@@ -62,7 +64,8 @@ test: deps
 # folder), rather than writing the same files at once.
 TOUR_PROGRAMS := $(foreach step,$(STEPS),webserver3$(word 2,$(subst _, ,$(step)))) client3
 
-tour: deps
+tour:
+	@sh tools/install-deps.sh tour
 	@printf 'Building the servers and client3 in %s/ ... ' '$(BUILD)'; \
 	mkdir -p '$(BUILD)'; \
 	if log=$$(flock '$(BUILD)' sh -c '$(MAKE) -s configure && cmake --build "$$1" -j $(JOBS) --target $(TOUR_PROGRAMS)' sh '$(BUILD)' 2>&1); \
@@ -73,7 +76,8 @@ tour: deps
 bench:
 	@sh tools/install-deps.sh bench
 	$(MAKE) all
-	$(PYTHON) bench/bench.py
+	cmake --build $(BUILD) -j $(JOBS) --target bench_webserver3g_static
+	$(PYTHON) bench/bench.py $(if $(ROUNDS),--rounds $(ROUNDS))
 
 lint:
 	@sh tools/install-deps.sh lint

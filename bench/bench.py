@@ -1,5 +1,7 @@
 """`make bench`: step g measured side by side with a floor and with Python.
 
+    python3 bench/bench.py [--rounds N]     (make bench ROUNDS=N)
+
 What is measured, on 127.0.0.1 only:
 
 - Throughput: the requests per second that Debian's `ab` reports for
@@ -20,18 +22,29 @@ What is measured, on 127.0.0.1 only:
 - client3's connection rate against step g: the connections it made, divided
   by the wall-clock time of `client3 --max-clients 20 --max-conns 50`.
 
-The servers: step g (build/bin/webserver3g) as it is built; the floor
-(build/bin/bench_floor_server, bench/floor_server.cpp), the leanest
-fork-per-connection server, whose CPU time per request is what fork(), exit
-and a TCP connection cost; and Python's socketserver.ForkingTCPServer
-(bench/python_forking_server.py) answering the same bytes.
+The servers: step g as participants build it (build/bin/webserver3g, linked
+dynamically, with the C++ runtime copied in and every symbol bound at start:
+see step_g_waitpid/CMakeLists.txt); the same binary with its output going to
+a file instead of the harness's pipe (see FileOutputServer); step g's source
+linked statically (bench_webserver3g_static) and with the compiler's default
+link (bench_webserver3g_default); the floor (bench/floor_server.cpp), the
+leanest fork-per-connection server, whose CPU time per request is what
+fork(), exit and a TCP connection cost, linked as the steps are and
+statically (bench_floor_server_dynamic, bench_floor_server); and Python's
+socketserver.ForkingTCPServer (bench/python_forking_server.py) answering the
+same bytes. Step g is compared with the floor linked alike: the difference is
+what step g's code costs; the differences between the ways of linking are
+what linking costs per request.
 
-How: the three servers are started once, through the workshop's harness
-(tools/harness.py), and measured in interleaved rounds (g, floor, Python,
-client3; g, floor, Python, client3; ...), so that whatever else the machine
-does at the time weighs on all of them alike. A warm-up round is not counted;
-the table shows the median of the rounds, with the lowest and highest value.
-It also writes an SVG bar chart into bench/results/ (git-ignored).
+How: the servers are started through the workshop's harness
+(tools/harness.py) and measured in interleaved rounds, one after the other
+in the order of the table, then client3; then again, so that whatever else
+the machine does at the time weighs on all of them alike. A warm-up round is
+not counted; the table shows the median of the rounds, with the lowest and
+highest value. The servers are started afresh, on new ports, every
+ROUNDS_PER_START rounds (pitfall 16: every request leaves a connection in
+TIME_WAIT for 60 s). It also writes an SVG bar chart into bench/results/
+(git-ignored).
 
 A benchmark is not a test: the figures depend on the machine, and nothing
 here fails because of them. The script exits with status 1 only if something
@@ -40,13 +53,17 @@ failed to run (a server did not start or died, ab or client3 failed).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
 import re
+import signal
 import statistics
 import struct
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,12 +73,14 @@ sys.path.insert(0, str(REPO / "tools"))
 
 import harness  # noqa: E402
 
-ROUNDS = 9
+ROUNDS = 9  # The default; --rounds N for more.
 # Requests per round: about 0.3 s for step g and the floor, 1 s for Python. The
 # CPU times in /proc/PID/stat come in clock ticks (10 ms), so one round's figure
 # is exact to 10 ms / N: 4 us for step g, 12 us for Python, whose requests cost
-# ten times more. Every request leaves a TIME_WAIT socket for 60 s; 9 rounds of
-# 2,500 stay well inside the 28,232 local ports of one server (pitfall 16).
+# ten times more. Every request leaves a TIME_WAIT socket for 60 s; a warm-up
+# and 9 rounds of 2,500 stay well inside the 28,232 local ports of one server
+# port (pitfall 16), so the servers are started afresh, on new ports, after 9.
+ROUNDS_PER_START = 9
 REQUESTS = 2500
 PYTHON_REQUESTS = 800
 WARM_UP_REQUESTS = 300
@@ -92,25 +111,92 @@ class Subject:
     name: str
     program: tuple[str, ...] | None = None
     requests: int = REQUESTS  # Per round.
+    output_to_file: bool = False  # Its stdout goes to a file, not to the harness's pipe.
 
-    def server(self) -> harness.Server:
+    def server(self) -> harness.Server | FileOutputServer:
+        if self.output_to_file:
+            return FileOutputServer(self.name)
         program = list(self.program) if self.program else None
         return harness.Server(self.name, program=program)
 
     def description(self) -> str:
         """What runs: the binary and how it is linked, or the command."""
         if self.program:
-            return f"{self.label}: {Path(self.program[-1]).name}"
+            return f"{self.label:<16}{Path(self.program[-1]).name}"
         path = harness.binary(self.name)
-        return f"{self.label}: {path.name}, {'dynamic' if is_dynamic(path) else 'static'}"
+        output = ", > file" if self.output_to_file else ""
+        return f"{self.label:<16}{path.name} ({'dynamic' if is_dynamic(path) else 'static'}{output})"
 
 
-SUBJECTS = (
-    Subject("step g", "g"),
-    Subject("floor", "bench_floor_server"),
-    Subject("Python", "ForkingTCPServer",
-            ("/usr/bin/python3", str(REPO / "bench" / "python_forking_server.py")), PYTHON_REQUESTS),
-)
+class FileOutputServer:
+    """A server started as the harness starts one (port 0, its own process
+    group), but with its output going to an unnamed file instead of a pipe.
+
+    Every server that the harness starts writes to a pipe that a thread of
+    this process reads line by line; each line that the server writes wakes
+    that thread up, and the server pays for the wake-up. A file has no reader
+    to wake. So the two differ by what printing costs beyond write() itself."""
+
+    def __init__(self, name: str):
+        self.step = f"{name} > file"
+        self.command = [str(harness.binary(name)), "--port", "0"]
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.out = tempfile.TemporaryFile()
+        self.errors = tempfile.TemporaryFile()
+
+    def __enter__(self) -> "FileOutputServer":
+        self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=self.out,
+                                     stderr=self.errors, process_group=0)
+        deadline = time.monotonic() + 10.0
+        while True:
+            first = os.pread(self.out.fileno(), 200, 0).decode(errors="replace")
+            match = re.match(r"Serving HTTP on port (\d+) \.\.\.\n", first)
+            if match:
+                self.port = int(match.group(1))
+                return self
+            if not self.alive() or time.monotonic() > deadline:
+                self.__exit__()
+                raise BenchFailed(f"{self.step} did not start: {first!r} {self.error_text()!r}")
+            time.sleep(0.02)
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            harness.reap_group(self.proc.pid)
+        self.out.close()
+        self.errors.close()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def children(self) -> list[harness.Proc]:
+        return harness.children_of(self.pid)
+
+    def error_text(self) -> str:
+        return os.pread(self.errors.fileno(), 2000, 0).decode(errors="replace")
+
+
+def error_text(server: harness.Server | FileOutputServer) -> str:
+    """What the server wrote to stderr."""
+    return server.error_text() if isinstance(server, FileOutputServer) else server.err.text()
+
+
+STEP_G = Subject("step g", "g")  # As participants build it.
+STEP_G_FILE = Subject("step g > file", "g", output_to_file=True)
+STEP_G_DEFAULT = Subject("step g default", "bench_webserver3g_default")  # Without the steps' link options.
+STEP_G_STATIC = Subject("step g static", "bench_webserver3g_static")
+FLOOR = Subject("floor", "bench_floor_server_dynamic")
+FLOOR_STATIC = Subject("floor static", "bench_floor_server")
+PYTHON = Subject("Python", "ForkingTCPServer",
+                 ("/usr/bin/python3", str(REPO / "bench" / "python_forking_server.py")), PYTHON_REQUESTS)
+SUBJECTS = (STEP_G, FLOOR, STEP_G_FILE, STEP_G_STATIC, FLOOR_STATIC, STEP_G_DEFAULT, PYTHON)
 
 
 @dataclass
@@ -171,7 +257,7 @@ def accept_queue(port: int) -> int:
     raise BenchFailed(f"nothing listens on 127.0.0.1:{port}")
 
 
-def settle(server: harness.Server, timeout: float = 10.0) -> None:
+def settle(server: harness.Server | FileOutputServer, timeout: float = 10.0) -> None:
     """Wait until the server has accepted every connection and collected
     every child, so that its CPU time covers all the work it was given.
 
@@ -181,12 +267,12 @@ def settle(server: harness.Server, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while accept_queue(server.port) > 0 or server.children():
         if not server.alive():
-            raise BenchFailed(f"{server.step} died: {server.err.text()!r}")
+            raise BenchFailed(f"{server.step} died: {error_text(server)!r}")
         if time.monotonic() > deadline:
             raise BenchFailed(f"{server.step} did not serve and collect everything in {timeout:.0f} s")
         time.sleep(0.02)
     if not server.alive():
-        raise BenchFailed(f"{server.step} died: {server.err.text()!r}")
+        raise BenchFailed(f"{server.step} died: {error_text(server)!r}")
 
 
 def ab_figure(output: str, name: str) -> float:
@@ -206,7 +292,7 @@ class Run:
     child_faults: float
 
 
-def measure_ab(server: harness.Server, requests: int) -> Run:
+def measure_ab(server: harness.Server | FileOutputServer, requests: int) -> Run:
     """One ab run against the server."""
     settle(server)
     before = counters(server.pid)
@@ -244,22 +330,28 @@ def measure_client3(server: harness.Server) -> float:
     return int(made.group(1)) / result.seconds
 
 
-def run_rounds(servers: dict[Subject, harness.Server]) -> tuple[dict[Subject, Figures], list[float]]:
-    """The interleaved rounds, after one warm-up round that is not counted."""
-    figures = {subject: Figures() for subject in servers}
+def run_rounds(rounds: int) -> tuple[dict[Subject, Figures], list[float]]:
+    """The interleaved rounds. The servers are started afresh every
+    ROUNDS_PER_START rounds, each time with a warm-up round that is not
+    counted."""
+    figures = {subject: Figures() for subject in SUBJECTS}
     connection_rates: list[float] = []
-    g = servers[SUBJECTS[0]]
-    for server in servers.values():
-        measure_ab(server, WARM_UP_REQUESTS)
-    for number in range(1, ROUNDS + 1):
-        print(f"round {number} of {ROUNDS} ...", file=sys.stderr, flush=True)
-        for subject, server in servers.items():
-            run = measure_ab(server, subject.requests)
-            figures[subject].requests_per_second.append(run.requests_per_second)
-            figures[subject].cpu_per_request.append(run.cpu_per_request)
-            figures[subject].parent_faults.append(run.parent_faults)
-            figures[subject].child_faults.append(run.child_faults)
-        connection_rates.append(measure_client3(g))
+    number = 0
+    while number < rounds:
+        with contextlib.ExitStack() as stack:
+            servers = {subject: stack.enter_context(subject.server()) for subject in SUBJECTS}
+            for server in servers.values():
+                measure_ab(server, WARM_UP_REQUESTS)
+            for _ in range(min(ROUNDS_PER_START, rounds - number)):
+                number += 1
+                print(f"round {number} of {rounds} ...", file=sys.stderr, flush=True)
+                for subject, server in servers.items():
+                    run = measure_ab(server, subject.requests)
+                    figures[subject].requests_per_second.append(run.requests_per_second)
+                    figures[subject].cpu_per_request.append(run.cpu_per_request)
+                    figures[subject].parent_faults.append(run.parent_faults)
+                    figures[subject].child_faults.append(run.child_faults)
+                connection_rates.append(measure_client3(servers[STEP_G]))
     return figures, connection_rates
 
 
@@ -273,44 +365,65 @@ def median_and_range(values: list[float], scale: float = 1.0, digits: int = 0) -
     return f"{statistics.median(values) * scale:7,.{digits}f} {f'({low:,.{digits}f}-{high:,.{digits}f})':<15}"
 
 
-def ratio_line(name: str, ratio: float, target: str, met: bool, aside: str = "") -> str:
-    return f"{name:<36}{ratio:6.2f}x   target {target}: {'met' if met else 'NOT met'}{aside}"
+def ratio_line(name: str, ratio: float, target: str = "", met: bool = True, aside: str = "") -> str:
+    verdict = f"   target {target}: {'met' if met else 'NOT met'}" if target else ""
+    return f"{name:<44}{ratio:6.2f}x{verdict}{aside}"
 
 
-def table(figures: dict[Subject, Figures], connection_rates: list[float]) -> str:
-    g, floor, python = (figures[subject] for subject in SUBJECTS)
+def table(figures: dict[Subject, Figures], connection_rates: list[float], rounds: int) -> str:
     median = statistics.median
-    cpu_ratio = median(g.cpu_per_request) / median(floor.cpu_per_request)
-    # The same ratio round by round: how much the machine's noise moves it.
-    round_ratios = [a / b for a, b in zip(g.cpu_per_request, floor.cpu_per_request)]
-    python_cpu_ratio = median(python.cpu_per_request) / median(g.cpu_per_request)
-    throughput_ratio = median(g.requests_per_second) / median(python.requests_per_second)
-    floor_throughput_ratio = median(floor.requests_per_second) / median(python.requests_per_second)
+
+    def cpu(subject: Subject) -> float:
+        return median(figures[subject].cpu_per_request)
+
+    def code_ratio(g: Subject, floor: Subject, name: str, target: bool = True) -> str:
+        """Step g over the floor, linked alike: what step g's code costs."""
+        ratio = cpu(g) / cpu(floor)
+        # The same ratio round by round: how much the machine's noise moves it.
+        rounds = [a / b for a, b in zip(figures[g].cpu_per_request, figures[floor].cpu_per_request)]
+        return ratio_line(name, ratio, f"at most {CPU_RATIO_TARGET:.2f}x" if target else "",
+                          ratio <= CPU_RATIO_TARGET,
+                          f" (round by round: median {median(rounds):.2f}x, {min(rounds):.2f}-{max(rounds):.2f}x)")
+
+    def linking(dynamic: Subject, static: Subject) -> str:
+        """What linking dynamically costs per request (per fork)."""
+        extra = (cpu(dynamic) - cpu(static)) * 1e6
+        return f"{cpu(dynamic) / cpu(static):.2f}x ({extra:+.0f} us)"
+
+    python_ratio = cpu(PYTHON) / cpu(STEP_G)
+    python_static_ratio = cpu(PYTHON) / cpu(STEP_G_STATIC)
+    rps = {subject: median(figures[subject].requests_per_second) for subject in SUBJECTS}
     lines = [
-        f"make bench: {ROUNDS} interleaved rounds on 127.0.0.1 ({os.cpu_count()} CPUs, Linux {platform.release()});"
+        f"make bench: {rounds} interleaved rounds on 127.0.0.1 ({os.cpu_count()} CPUs, Linux {platform.release()});"
         " median (lowest-highest)",
         f"load: ab -n {REQUESTS} (Python: {PYTHON_REQUESTS}) -c {CONCURRENCY} per server and round;"
         " CPU: utime+stime+cutime+cstime in /proc/PID/stat",
         "minor page faults per request: minflt (parent) and cminflt (children) in /proc/PID/stat",
         "",
-        f"{'server':<38}{'requests/s':<24}{'CPU us/request':<24}{'faults: parent':<22}children",
+        f"{'server':<52}{'requests/s':<24}{'CPU us/request':<24}{'faults: parent':<22}children",
     ]
     for subject in SUBJECTS:
         f = figures[subject]
-        lines.append(f"{subject.description():<38}{median_and_range(f.requests_per_second):<24}"
+        lines.append(f"{subject.description():<52}{median_and_range(f.requests_per_second):<24}"
                      f"{median_and_range(f.cpu_per_request, 1e6):<24}"
                      f"{median_and_range(f.parent_faults, digits=1):<22}"
                      f"{median_and_range(f.child_faults, digits=1)}".rstrip())
     lines += [
-        f"{'client3 against step g':<38}{median_and_range(connection_rates).rstrip()} connections/s"
+        f"{'client3 against step g':<52}{median_and_range(connection_rates).rstrip()} connections/s"
         f" (--max-clients {CLIENT3_CLIENTS} --max-conns {CLIENT3_CONNS})",
         "",
-        ratio_line("step g CPU per request / floor's", cpu_ratio,
-                   f"at most {CPU_RATIO_TARGET:.2f}x", cpu_ratio <= CPU_RATIO_TARGET,
-                   f" (round by round: {min(round_ratios):.2f}-{max(round_ratios):.2f}x)"),
-        ratio_line("Python's CPU per request / step g's", python_cpu_ratio,
-                   f"at least {PYTHON_CPU_RATIO_TARGET:.0f}x", python_cpu_ratio >= PYTHON_CPU_RATIO_TARGET),
-        "step g requests/s / Python's".ljust(36) + f"{throughput_ratio:6.2f}x   (the floor's: {floor_throughput_ratio:.2f}x)",
+        code_ratio(STEP_G, FLOOR, "step g CPU per request / floor's"),
+        code_ratio(STEP_G_STATIC, FLOOR_STATIC, "the same, both static"),
+        code_ratio(STEP_G_FILE, FLOOR, "the same, step g's output to a file", target=False),
+        "CPU per request, dynamic / static".ljust(44)
+        + f"step g {linking(STEP_G, STEP_G_STATIC)}, floor {linking(FLOOR, FLOOR_STATIC)}",
+        "CPU per request, default link / steps' link".ljust(44) + f"step g {linking(STEP_G_DEFAULT, STEP_G)}",
+        ratio_line("Python's CPU per request / step g's", python_ratio,
+                   f"at least {PYTHON_CPU_RATIO_TARGET:.0f}x", python_ratio >= PYTHON_CPU_RATIO_TARGET,
+                   f" (step g static: {python_static_ratio:.2f}x)"),
+        ratio_line("step g requests/s / Python's", rps[STEP_G] / rps[PYTHON],
+                   aside=f"   (step g static: {rps[STEP_G_STATIC] / rps[PYTHON]:.2f}x,"
+                   f" the floor: {rps[FLOOR] / rps[PYTHON]:.2f}x, static: {rps[FLOOR_STATIC] / rps[PYTHON]:.2f}x)"),
     ]
     return "\n".join(lines)
 
@@ -324,7 +437,7 @@ def bar_chart(figures: dict[Subject, Figures]) -> str:
          [statistics.median(figures[s].cpu_per_request) * 1e6 for s in SUBJECTS]),
     ]
     width, label_width, bar_width, row = 640, 110, 420, 26
-    colours = ("#2b6cb0", "#718096", "#d69e2e")
+    colours = ("#2b6cb0", "#718096", "#4299e1", "#63b3ed", "#a0aec0", "#90cdf4", "#d69e2e")
     parts, y = [], 10
     for title, values in panels:
         parts.append(f'<text x="10" y="{y + 14}" font-weight="bold">{title}</text>')
@@ -343,11 +456,14 @@ def bar_chart(figures: dict[Subject, Figures]) -> str:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description="make bench: step g against the floor and Python")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"interleaved rounds (default {ROUNDS})")
+    args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     harness.prepare_process()
     try:
-        with contextlib.ExitStack() as stack:
-            servers = {subject: stack.enter_context(subject.server()) for subject in SUBJECTS}
-            figures, connection_rates = run_rounds(servers)
+        figures, connection_rates = run_rounds(args.rounds)
     except (BenchFailed, harness.ServerDidNotStart, FileNotFoundError) as error:
         print(f"bench: {error}", file=sys.stderr)
         return 1
@@ -355,7 +471,7 @@ def main() -> int:
     if left:
         print(f"bench: processes left behind: {left}", file=sys.stderr)
         return 1
-    report = table(figures, connection_rates)
+    report = table(figures, connection_rates, args.rounds)
     print(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench.txt").write_text(report + "\n")
