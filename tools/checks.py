@@ -350,7 +350,10 @@ def child_closes_listener_and_exits(ctx: Context) -> None:
             live = [p for p in server.children() if p.state != "Z"]
             expect(len(live) == 1, "a child for the connection", f"children {live}",
                    "fork() after accept(), once per connection.")
-            child_sockets = socket_links(live[0].pid)
+            child_sockets, until = socket_links(live[0].pid), time.monotonic() + 1
+            while child_sockets & listener and time.monotonic() < until:  # Just forked: give it time to close.
+                time.sleep(0.01)
+                child_sockets = socket_links(live[0].pid)
             expect(not child_sockets & listener,
                    "the child has closed its copy of the listening socket",
                    f"child {live[0].pid} holds {sorted(child_sockets)}, the listener is {sorted(listener)}",
