@@ -62,7 +62,8 @@ test: deps
 # folder), rather than writing the same files at once.
 TOUR_PROGRAMS := $(foreach step,$(STEPS),webserver3$(word 2,$(subst _, ,$(step)))) client3
 
-tour: deps
+tour:
+	@sh tools/install-deps.sh tour
 	@printf 'Building the servers and client3 in %s/ ... ' '$(BUILD)'; \
 	mkdir -p '$(BUILD)'; \
 	if log=$$(flock '$(BUILD)' sh -c '$(MAKE) -s configure && cmake --build "$$1" -j $(JOBS) --target $(TOUR_PROGRAMS)' sh '$(BUILD)' 2>&1); \

@@ -1,15 +1,21 @@
 #!/bin/sh
 # Install what the workshop needs and a fresh Debian or Ubuntu machine lacks.
 #   tools/install-deps.sh          the build and test tools (make test)
+#   tools/install-deps.sh tour     what the tour needs (make tour): no test tools
 #   tools/install-deps.sh bench    also the load generator (make bench)
 #   tools/install-deps.sh lint     also clang-format, clang-tidy, cppcheck (make lint)
 # As root it runs apt-get; otherwise it uses sudo when sudo needs no password,
-# or prints the exact command to run and fails.
+# or prints the exact command to run and fails. For the tour, strace is
+# optional: without it the tour shows the signal lessons without the kernel's
+# trace, so a missing strace alone is only reported.
 set -eu
 
+target="${1:-test}"
 # strace: the tour (and its test) show what the kernel saw in the signal lessons.
 packages="cmake g++ make libgtest-dev python3 python3-pytest curl procps util-linux strace"
-case "${1:-}" in
+optional=""
+case "$target" in
+    tour) packages="cmake g++ make python3 curl procps util-linux" optional="strace" ;;
     bench) packages="$packages apache2-utils" ;;
     lint) packages="$packages clang-format clang-tidy cppcheck" ;;
 esac
@@ -20,9 +26,11 @@ if ! command -v dpkg-query >/dev/null 2>&1; then
 fi
 
 missing=""
-for package in $packages; do
+required_missing=""
+for package in $packages $optional; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
         missing="$missing $package"
+        case " $optional " in *" $package "*) ;; *) required_missing="$required_missing $package" ;; esac
     fi
 done
 [ -z "$missing" ] && exit 0
@@ -31,14 +39,18 @@ done
 # tours started together on a fresh machine, say).
 wait="-o DPkg::Lock::Timeout=300"
 install="apt-get $wait update && DEBIAN_FRONTEND=noninteractive apt-get $wait install -y --no-install-recommends$missing"
-echo "install-deps: installing$missing"
 if [ "$(id -u)" -eq 0 ]; then
+    echo "install-deps: installing$missing"
     sh -c "$install"
 elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    echo "install-deps: installing$missing (through sudo)"
     sudo sh -c "$install"
+elif [ -z "$required_missing" ]; then
+    echo "install-deps: not installed:$missing (optional: the tour goes on without it); to add it:" >&2
+    echo "    sudo sh -c '$install'" >&2
 else
     echo "install-deps: missing packages:$missing" >&2
-    echo "install-deps: run this as root, then 'make test' again:" >&2
+    echo "install-deps: run this as root, then 'make $target' again:" >&2
     echo "    sudo sh -c '$install'" >&2
     exit 1
 fi

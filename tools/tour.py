@@ -22,8 +22,11 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import sys
+import termios
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -75,13 +78,23 @@ def output(text: str, prefix: str = "  ", colour: str = EVIDENCE) -> None:
         say(style(f"{prefix}{line}", colour))
 
 
+def wrapped(text: str, first: str, rest: str) -> str:
+    """On a terminal, the tour's own words break between words at the screen's
+    edge (a projector's window is rarely wide); in a pipe they stay one line."""
+    if not sys.stdout.isatty():
+        return first + text
+    width = max(40, shutil.get_terminal_size().columns - 1)
+    return textwrap.fill(text, width, initial_indent=first, subsequent_indent=rest,
+                         break_on_hyphens=False, break_long_words=False)
+
+
 def explain(text: str) -> None:
-    say(f"→ {text}")
+    say(wrapped(text, "→ ", "  "))
 
 
 def note(text: str) -> None:
     """The tour's own remark on what it does (not evidence)."""
-    say(f"  ({text})")
+    say(wrapped(f"({text})", "  ", "   "))
 
 
 def relative(word: str) -> str:
@@ -202,6 +215,10 @@ class Tour:
             return
         say()
         say(f"⏎  Press Enter for {what}")
+        if sys.stdin.isatty():
+            # Forget keys pressed before the prompt: a presenter's double
+            # press must not skip the next pause.
+            termios.tcflush(sys.stdin, termios.TCIFLUSH)
         if sys.stdin.readline() == "":
             note("no more input: going on without pausing")
             self.pausing = False
@@ -452,6 +469,10 @@ class Tour:
             self.stop(server)
             return None if not scratch else False
         output(f"({len(zombies)} zombies, each counting against the limit of {limit})")
+        users = "the server itself and its 5 zombies" if scratch else \
+            "the server itself, its 5 zombies, and client3's two processes while it runs"
+        note(f"the margin of {self.MARGIN} is shared: {users} take part of it, so the next few connections' "
+             f"children fill it up")
         # Five more connections at a time (no more than step d's backlog
         # holds), each round once the server has taken the last, until it
         # dies: normally in the next round. If other processes of this user

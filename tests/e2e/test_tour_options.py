@@ -1,14 +1,18 @@
 """The tour's options and edges, each on one lesson of the tour run by
 tools/tour.py itself (no build, no process limit): strace missing, --pause,
-colours on a terminal, an unknown step, Ctrl-C. Apart from test_tour.py, whose
-whole tours (the process limit among their lessons) run alone: these run
-alongside the other tests."""
+colours and wrapping on a terminal, an unknown step, Ctrl-C. Apart from
+test_tour.py, whose whole tours (the process limit among their lessons) run
+alone: these run alongside the other tests."""
 
+import fcntl
 import os
 import pty
+import re
 import select
 import signal
+import struct
 import subprocess
+import termios
 import time
 
 import harness
@@ -84,6 +88,53 @@ def test_on_a_terminal_the_evidence_is_bold_never_dim_and_the_explanations_plain
         assert any(evidence in line and line.startswith(bold) for line in lines), f"{evidence!r} is not bold"
     explanations = [line for line in lines if "→ " in line]
     assert explanations and all("\033[" not in line for line in explanations), explanations
+
+
+def test_on_a_narrow_terminal_a_double_enter_skips_no_pause_and_words_wrap_at_the_edge():
+    # A presenter presses Enter twice, quickly: the second press must not start
+    # the next lesson unasked (the tour forgets keys typed before its prompt).
+    # And on a 60-column window the tour's own words break between words.
+    main, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 60, 0, 0))
+    env = {key: value for key, value in os.environ.items() if key != "NO_COLOR"}
+    tour = subprocess.Popen([*TOUR, "--pause", "a", "a"], stdin=terminal, stdout=terminal, stderr=subprocess.PIPE,
+                            process_group=0, env={**env, "TERM": "xterm"})
+    os.close(terminal)
+    screen = b""
+
+    def read_until(text: str, count: int, timeout: float) -> bool:
+        nonlocal screen
+        deadline = time.monotonic() + timeout
+        while screen.decode(errors="replace").count(text) < count:
+            if time.monotonic() > deadline or not select.select([main], [], [], 0.2)[0] and tour.poll() is not None:
+                return False
+            if select.select([main], [], [], 0.2)[0]:
+                try:
+                    screen += os.read(main, 65536)
+                except OSError:  # EIO: the tour has closed the terminal.
+                    return False
+        return True
+
+    try:
+        assert read_until("Press Enter for step a", 1, 30), screen.decode(errors="replace")
+        os.write(main, b"\n\n")
+        assert read_until("Press Enter for step a", 2, 30), screen.decode(errors="replace")
+        time.sleep(1.0)
+        read_until("━━ Step a", 2, 0.5)
+        assert screen.decode(errors="replace").count("━━ Step a") == 1, \
+            "a second Enter, typed before the prompt, skipped the pause (flush typed-ahead input: tcflush)"
+        os.write(main, b"\n")
+        assert read_until("Every lesson showed as expected", 1, 30), screen.decode(errors="replace")
+        assert tour.wait(30) == 0, tour.stderr.read().decode()
+    finally:
+        end(tour)
+        tour.stderr.close()
+        os.close(main)
+    plain = re.sub(r"\033\[[0-9;]*m", "", screen.decode(errors="replace"))
+    words = [line for line in plain.splitlines() if line.startswith(("→ ", "  ("))]
+    assert words, plain
+    too_wide = [line for line in words if len(line) > 60]
+    assert not too_wide, f"the tour's words are not wrapped to the 60-column window: {too_wide}"
 
 
 def test_an_unknown_step():
