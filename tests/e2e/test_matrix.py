@@ -22,7 +22,7 @@ def committed_rows():
 
 @pytest.mark.parametrize("server", list(checks.STEP_LETTERS), ids=lambda letter: f"column_{letter}")
 def test_column(server):
-    results = checks.matrix(lambda letter: str(harness.binary(letter)), jobs=4, servers=server)
+    results = checks.matrix(lambda letter: str(harness.binary(letter)), jobs=12, servers=server)
     slow = {f"step {step} {key}": round(o.seconds, 1) for (step, key, _), o in results.items() if o.seconds >= 15}
     assert not slow, f"each check must complete in under 15 s, on webserver3{server}: {slow}"
     rows = committed_rows()
