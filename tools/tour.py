@@ -213,12 +213,13 @@ class Tour:
         """With PAUSE=1: wait for Enter (end of input: go on without waiting)."""
         if not self.pausing:
             return
+        if sys.stdin.isatty():
+            # Forget keys pressed before the prompt shows (a presenter's
+            # double press must not skip this pause); keys pressed once it is
+            # on the screen count, so forget them before printing it.
+            termios.tcflush(sys.stdin, termios.TCIFLUSH)
         say()
         say(f"⏎  Press Enter for {what}")
-        if sys.stdin.isatty():
-            # Forget keys pressed before the prompt: a presenter's double
-            # press must not skip the next pause.
-            termios.tcflush(sys.stdin, termios.TCIFLUSH)
         if sys.stdin.readline() == "":
             note("no more input: going on without pausing")
             self.pausing = False
