@@ -2,7 +2,6 @@
 connections, leave no zombie and no extra descriptor, and the server lives."""
 
 import harness
-import pytest
 
 
 def test_g_thousands_of_connections(start):
