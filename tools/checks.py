@@ -447,8 +447,8 @@ def too_many_open_files(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args(), nofile=OPEN_FILES) as server:
         for _ in range(2):  # The backlog drops some of a burst; a second burst makes up for it.
             # A server that dies of EMFILE does so during the burst (its held connections then
-            # close, which ends client3 at once): 4 s and 1 s are ample bounds for that.
-            harness.client3(server.port, max_clients=2 * OPEN_FILES, max_conns=1, timeout=4)
+            # close, which ends client3 at once): 3 s and 1 s are ample bounds for that.
+            harness.client3(server.port, max_clients=2 * OPEN_FILES, max_conns=1, timeout=3)
             if server.wait_exit(1) is not None or _descriptors(server) < OPEN_FILES // 2:
                 break  # Dead, or its descriptors do not grow: no use waiting for more.
         status = server.wait_exit(0)
@@ -481,13 +481,15 @@ def reports_child(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args(0.2)) as server:
         with harness.connect(server.port) as sock:
             # Its child waits for the request meanwhile: the parent is surely alive, past its setup.
-            deadline = time.monotonic() + 2
-            while not server.children() and time.monotonic() < deadline:
+            # One 3 s bound for the fork and the child's line: a server that never forks fails
+            # after 3 s, not after a wait for each.
+            deadline = time.monotonic() + 3
+            while not server.children() and time.monotonic() < deadline - 1:
                 time.sleep(0.01)
             caught = catches_sigchld(server.pid)
             sock.sendall(harness.REQUEST)
             harness.receive(sock, 5, until=harness.BODY)
-        child = server.out.wait_for(r"^Child PID: (\d+)\.", 2)
+        child = server.out.wait_for(r"^Child PID: (\d+)\.", max(0.5, deadline - time.monotonic()))
         expect(child is not None, "'Child PID: X. Parent PID P' printed", quote(server.out.text()))
         reported = server.out.wait_for(rf"^Child {child.group(1)} terminated with status 0$", 3)
         expect(caught, "a SIGCHLD handler installed (the kernel lists SIGCHLD as caught) that reports the child",
@@ -508,8 +510,13 @@ def dies_with_eintr(ctx: Context) -> None:
         result = harness.curl(server.port, max_time=3)
         expect(result.returncode == 0 and result.stdout == "Hello, World!\n", "curl answered and ends",
                f"curl exit {result.returncode}, {quote(result.stdout + result.stderr)}")
+        # One 3 s bound for the child's line, its report and the server's death: on step e's server
+        # they all follow curl's end within milliseconds, and a server that shows none of them
+        # fails after 3 s, not after a wait for each.
+        deadline = time.monotonic() + 3
         child = server.out.wait_for(r"^Child PID: (\d+)\.", 2)
-        reported = child and server.out.wait_for(rf"^Child {child.group(1)} terminated", 3)
+        reported = child and server.out.wait_for(rf"^Child {child.group(1)} terminated",
+                                                 max(0.1, deadline - time.monotonic()))
         # The child exits no earlier than its sleep after the request (a hard bound for a child that
         # sleeps; one that does not exits within milliseconds): the sleep is what puts the parent
         # back in accept() when the child exits, surely.
@@ -519,7 +526,7 @@ def dies_with_eintr(ctx: Context) -> None:
                    f"the child's exit reported {after:.2f} s after the request",
                    "After answering, the child sleeps --sleep seconds before it closes the connection and "
                    "exits, so that the parent is surely back in accept() when the child exits.")
-        status = server.wait_exit(3)
+        status = server.wait_exit(max(0.2, deadline - time.monotonic()))
         err = server.err.text()
         if status is None:
             if not catches_sigchld(server.pid):  # Chosen from what was seen: no handler at all ...
@@ -537,7 +544,7 @@ def dies_with_eintr(ctx: Context) -> None:
                               "The handler must collect the child with wait() and write "
                               "'Child X terminated with status S' (with write(2)).")
             raise Failed("the child's exit interrupts accept(): 'accept: Interrupted system call', exit status 1",
-                         f"server still running 3 s after its child answered: {seen}, stderr {quote(err)}", hint)
+                         f"server still running 3 s after curl ended: {seen}, stderr {quote(err)}", hint)
         expect(status == 1 and err == "accept: Interrupted system call",
                "the child's exit interrupts accept(): 'accept: Interrupted system call', exit status 1",
                f"exit status {status}, stderr {quote(err)}",
@@ -680,7 +687,7 @@ def keeps_accepting(ctx: Context) -> None:
         with harness.connect(server.port) as holder:  # Its child waits in recv() meanwhile.
             # Only a head start for that child (a fork shows within milliseconds): the verdict
             # below does not depend on it, and a server that never forks waits it out.
-            deadline = time.monotonic() + 1
+            deadline = time.monotonic() + 0.5
             while not server.children() and time.monotonic() < deadline:
                 time.sleep(0.01)
             first, _ = harness.http_get(server.port, timeout=3, until=harness.BODY)
