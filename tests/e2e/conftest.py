@@ -13,6 +13,20 @@ import harness  # noqa: E402
 harness.prepare_process()
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "whole_tour: runs whole tours (the process limit among their lessons)")
+
+
+def pytest_collection_modifyitems(items):
+    """A test that uses whole tours (test_tour.py's two_tours) is marked
+    whole_tour: CTest runs those alone (e2e.tour, -m whole_tour), and the
+    tour's other tests, one or two short lessons each, with the rest of the
+    suite (e2e.tour_controls, -m 'not whole_tour')."""
+    for item in items:
+        if "two_tours" in getattr(item, "fixturenames", ()):
+            item.add_marker("whole_tour")
+
+
 @pytest.fixture(autouse=True)
 def leaves_nothing_behind():
     """Every test must stop what it started: no child of this process

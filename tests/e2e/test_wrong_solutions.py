@@ -19,8 +19,8 @@ from wrong_solutions import CATALOGUE  # noqa: E402
 TOOL = harness.REPO / "tools" / "exercises.py"
 
 
-@pytest.mark.parametrize("wrong", CATALOGUE, ids=lambda w: w.name)
-def test_make_check_catches_the_wrong_solution_with_its_hint(tmp_path, wrong):
+def make_check(wrong, tmp_path) -> subprocess.CompletedProcess:
+    """`make check` of the step, on the wrong solution written as the participant's exercise."""
     source = checks.reference_source(wrong.step).read_text()
     mutated = wrong.apply(source)
     assert mutated != source
@@ -30,8 +30,31 @@ def test_make_check_catches_the_wrong_solution_with_its_hint(tmp_path, wrong):
     env = dict(os.environ, WORKSHOP_EXERCISES=str(folder), WORKSHOP_EXERCISE_BUILD=str(tmp_path / "build"))
     # The check that must catch it, alone (make check runs every check of the step; the time
     # budget of the suite runs the one that matters; test_exercises.py runs whole steps).
-    result = subprocess.run([sys.executable, str(TOOL), "check", wrong.step, "--only", wrong.check], env=env,
-                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    return subprocess.run([sys.executable, str(TOOL), "check", wrong.step, "--only", wrong.check], env=env,
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    """Every wrong solution's `make check`, all at once (each waits for its own server, mostly):
+    {name: the finished process, or the exception its set-up raised}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def attempt(wrong):
+        try:
+            return make_check(wrong, tmp_path_factory.mktemp(wrong.name))
+        except Exception as error:  # Reported by that wrong solution's own test.
+            return error
+
+    with ThreadPoolExecutor(max_workers=len(CATALOGUE)) as pool:
+        return dict(zip([wrong.name for wrong in CATALOGUE], pool.map(attempt, CATALOGUE)))
+
+
+@pytest.mark.parametrize("wrong", CATALOGUE, ids=lambda w: w.name)
+def test_make_check_catches_the_wrong_solution_with_its_hint(checked, wrong):
+    result = checked[wrong.name]
+    if isinstance(result, Exception):
+        raise result
     output = result.stdout
     assert result.returncode == 1, f"make check STEP={wrong.step} passed {wrong.what}:\n{output}"
     title = checks.CHECK[wrong.check].title
