@@ -40,9 +40,11 @@ def checked(tmp_path_factory):
     {name: the finished process, or the exception its set-up raised}."""
     from concurrent.futures import ThreadPoolExecutor
 
+    folders = {wrong.name: tmp_path_factory.mktemp(wrong.name) for wrong in CATALOGUE}  # Not thread-safe.
+
     def attempt(wrong):
         try:
-            return make_check(wrong, tmp_path_factory.mktemp(wrong.name))
+            return make_check(wrong, folders[wrong.name])
         except Exception as error:  # Reported by that wrong solution's own test.
             return error
 
