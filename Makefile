@@ -76,7 +76,6 @@ tour:
 bench:
 	@sh tools/install-deps.sh bench
 	$(MAKE) all
-	cmake --build $(BUILD) -j $(JOBS) --target bench_webserver3g_static
 	$(PYTHON) bench/bench.py $(if $(ROUNDS),--rounds $(ROUNDS))
 
 lint:

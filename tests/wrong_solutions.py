@@ -68,11 +68,10 @@ CATALOGUE = [
         r"escape_request\((std::string_view\(request, static_cast<std::size_t>\(n\)\)), end\)", r"put(end, \1)",
         1, "escapes", r"escape_request\(\)"),
     WrongSolution(
-        "no_fflush_before_fork", "g",
-        "step g does not flush stdout after the parent's PID line nor before fork()",
-        # The flush after the parent's PID line, and the one just before fork().
-        r"^\s*std::fflush\(stdout\);\n(?=\s*(?:install_grim_reaper\(\);|pid_t pid = fork\(\);))", r"",
-        2, "lines_once", r"fflush\(stdout\)"),
+        "unflushed_at_fork", "g",
+        "step g does not flush the parent's PID line, so the line is still in stdout's buffer at fork()",
+        r"^\s*std::fflush\(stdout\);\n(?=\s*install_grim_reaper\(\);)", r"",
+        1, "lines_once", r"fflush\(stdout\)"),
     WrongSolution(
         "wait_in_loop_no_handler", "e",
         "the handler is written but never installed (no sigaction() call); the parent wait()s in its loop",

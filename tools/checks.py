@@ -321,8 +321,8 @@ def lines_once(ctx: Context) -> None:
         expect(not wrong, f"through a pipe, after {requests} request(s), each line exactly once: {expected}",
                "counted " + ", ".join(f"{n} '{name}'" for name, n in wrong.items()),
                "stdout is a pipe here, so stdio holds lines in its buffer: fflush(stdout) right after each "
-               "printf, and before fork() (the child gets a copy of the buffer); the child ends with "
-               "_exit(), which throws its own buffer away.")
+               "printf, so that the buffer is empty when fork() gives the child a copy of it; the child "
+               "ends with _exit(), which throws its own buffer away.")
         ctx.quiet_stderr(server)
 
 
@@ -784,7 +784,7 @@ CHECK = {
                         child_pids, "getpid() in the parent before the loop; getpid() and getppid() in each child.",
                         f"{serve(' --sleep 10')} {CURL}; ps -o pid,ppid,stat,cmd --ppid $!; kill $!; cat $L"),
     "lines_once": Check("lines_once", "through a pipe, every line printed exactly once",
-                        lines_once, "fflush(stdout) after printf, and before fork().",
+                        lines_once, "fflush(stdout) after each printf: nothing left in the buffer at fork().",
                         f"{SERVE} {CURL}; {CURL}; sleep 1; kill $!; cat $L"),
     "child_exits": Check("child_exits", "the child closes its copy of the listener, answers, and exits",
                          child_closes_listener_and_exits,

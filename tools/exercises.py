@@ -71,7 +71,7 @@ TASKS = {
                "Descriptors are duplicated by fork(): the child must close(listen_socket), the parent "
                "close(client_connection). The connection ends only when both copies are closed.",
                "End the child with _exit(EXIT_SUCCESS), not return or exit(): otherwise it runs on into "
-               "the parent's loop. fflush(stdout) before fork(), or the child inherits unflushed lines."]),
+               "the parent's loop. fflush(stdout) after each printf, or the child inherits unflushed lines."]),
     "d": dict(
         goal="Break the server on purpose, the article's way: the parent keeps its copy of each "
              "connection and collects no child. curl gets the body but never ends, descriptors run out "
