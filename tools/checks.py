@@ -239,7 +239,8 @@ def second_client_waits(ctx: Context) -> None:
             second.sendall(harness.REQUEST)
             early, _ = harness.receive(second, pause / 2)
             printed = len(server.out.matches(r"^GET /hello"))
-            late, _ = harness.receive(second, pause + 5, until=harness.BODY)
+            # Answered at once already fails below: no use waiting for the rest of it.
+            late = harness.receive(second, pause + 5, until=harness.BODY)[0] if early == b"" else b""
         expect(early == b"" and printed == 1,
                f"the second client waits: no answer, its request not even read, during the first {pause:g} s sleep",
                f"answered at once: {quote(early)}" if early else f"{printed} requests printed during the sleep",
