@@ -650,7 +650,7 @@ def bursts_leave_no_zombie(ctx: Context) -> None:
                              f", server {'alive' if server.alive() else 'dead: ' + quote(server.err.text())}",
                              hint)
         expect(server.alive(), "the server lives", f"stderr {quote(server.err.text())}")
-        count = server.wait_for_descriptors(baseline)
+        count = server.wait_for_descriptors(baseline, timeout=3)
         expect(count == baseline, f"descriptors flat: {baseline} before and after",
                f"{count} after", "Close the parent's copy of each connection.")
         expect(server.out.wait_for(r"^Child \d+ terminated with status 0$", 5, count=3 * BURST + 1),
