@@ -98,6 +98,16 @@ else
     fix compiler "$cxx cannot compile C++17: $(install_hint g++)"
 fi
 
+# The steps link statically where they can (step_*/CMakeLists.txt): fewer pages for each fork()
+# to copy. Without the static libraries they link dynamically: they work, each request costs more.
+if [ "$linux" = yes ] && [ -n "$cxx" ]; then
+    if printf 'int main() { return 0; }\n' | "$cxx" -static -x c++ -o /dev/null - >/dev/null 2>&1; then
+        ok "static link" "available: the servers are linked statically (fewer pages to copy at each fork)"
+    else
+        note "static link" "no static C/C++ libraries: the servers will be linked dynamically, and each request costs more CPU (make bench); Fedora: sudo dnf install glibc-static libstdc++-static"
+    fi
+fi
+
 if [ "$linux" = no ] && ! have cmake; then
     note cmake "not found; not needed to build a server alone (README, Before the workshop); brew install cmake"
 elif need cmake cmake cmake; then

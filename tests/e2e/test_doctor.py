@@ -19,7 +19,7 @@ import tempfile
 import harness
 
 DOCTOR = harness.REPO / "tools" / "doctor.sh"
-ITEMS = ["system", "repository", "compiler", "cmake", "make", "GoogleTest", "python3", "pytest", "curl",
+ITEMS = ["system", "repository", "compiler", "static link", "cmake", "make", "GoogleTest", "python3", "pytest", "curl",
          "ps, prlimit", "strace, ptrace", "open files", "processes", "SIGCHLD"]
 
 
@@ -80,6 +80,25 @@ def test_a_missing_tool_names_its_package():
     verdict, text = after["strace, ptrace"]
     assert verdict == "FIX" and "apt-get install -y strace" in text, output
     assert "apt-get install -y curl strace" in output.splitlines()[-1], "the summary installs both at once"
+
+
+def test_a_compiler_without_static_libraries_gets_a_note_naming_them():
+    """The steps then link dynamically (step_*/CMakeLists.txt): they work, so a
+    note, not a fix. A g++ first on PATH that fails every -static link stands
+    in for a system without glibc's and libstdc++'s static libraries."""
+    before = this_machine()[1]
+    assert before["static link"][0] == "ok", "this machine links statically (Debian's libc6-dev)"
+    with tempfile.TemporaryDirectory() as bin_dir:
+        fake = os.path.join(bin_dir, "g++")
+        with open(fake, "w") as f:
+            f.write('#!/bin/sh\nfor a in "$@"; do [ "$a" = -static ] && exit 1; done\n'
+                    f'exec {shutil.which("g++")} "$@"\n')
+        os.chmod(fake, 0o755)
+        code, after, output = doctor(env={**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]})
+    assert set(changed(before, after)) == {"static link"}, output
+    verdict, text = after["static link"]
+    assert verdict == "note" and "glibc-static libstdc++-static" in text, output
+    assert code == this_machine()[0], "a note does not change the doctor's verdict"
 
 
 def test_a_low_process_limit_says_how_to_raise_it():
