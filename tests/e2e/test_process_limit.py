@@ -32,10 +32,10 @@ def test_d_dies_with_fork_resource_temporarily_unavailable(start):
 def test_g_fix_lives_under_the_same_limit(start):
     server = start("g", nproc=harness.process_limit(MARGIN))
     for _ in range(3 * MARGIN):
-        # Step g answers and closes within milliseconds: 3 s is a bound only a broken server waits out.
-        data, closed = harness.http_get(server.port, timeout=3)
+        # Step g answers and closes within milliseconds: 1.5 s is a bound only a broken server waits out.
+        data, closed = harness.http_get(server.port, timeout=1.5)
         assert data.endswith(harness.BODY) and closed, (
-            f"request not answered and closed within 3 s: {data!r}"
+            f"request not answered and closed within 1.5 s: {data!r}"
             + (" (the body came, the end of file did not: the parent keeps its copy)" if data.endswith(harness.BODY)
                else ""))
         # Let the handler collect this child before the next request, so the
