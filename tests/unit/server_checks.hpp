@@ -178,7 +178,7 @@ inline void expect_backlog(int queued, int backlog)
         int error;                                                                                                 \
         {                                                                                                          \
             support::SigchldFromAnotherThread signal_soon(100);                                                    \
-            support::ConnectUnlessDoneWithin rescue(port, 2000);                                                   \
+            support::ConnectUnlessDoneWithin rescue(port, 1000);                                                   \
             result = accept(listener.get(), nullptr, nullptr);                                                     \
             error = errno;                                                                                         \
         }                                                                                                          \
@@ -197,7 +197,7 @@ inline void expect_backlog(int queued, int backlog)
         int result;                                                                                                \
         int error;                                                                                                 \
         {                                                                                                          \
-            support::ConnectUnlessDoneWithin rescue(port, 2000);                                                   \
+            support::ConnectUnlessDoneWithin rescue(port, 1000);                                                   \
             result = accept(listener.get(), nullptr, nullptr);                                                     \
             error = errno;                                                                                         \
         }                                                                                                          \

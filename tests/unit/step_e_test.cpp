@@ -19,7 +19,7 @@ TEST(StepEDeathTest, AcceptConnectionDiesWithInterruptedSystemCallWhenAChildExit
             int port = 0;
             support::Fd listener = support::listening_socket(&port);
             support::fork_child_exiting_after(100);
-            support::ConnectUnlessDoneWithin rescue(port, 2000);
+            support::ConnectUnlessDoneWithin rescue(port, 1000);
             step_e::accept_connection(listener.get());
             // Reached only if accept() survived the signal.
             std::fprintf(stderr,
