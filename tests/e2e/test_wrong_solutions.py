@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import checks
 import harness
@@ -38,8 +39,6 @@ def make_check(wrong, tmp_path) -> subprocess.CompletedProcess:
 def checked(tmp_path_factory):
     """Every wrong solution's `make check`, all at once (each waits for its own server, mostly):
     {name: the finished process, or the exception its set-up raised}."""
-    from concurrent.futures import ThreadPoolExecutor
-
     folders = {wrong.name: tmp_path_factory.mktemp(wrong.name) for wrong in CATALOGUE}  # Not thread-safe.
 
     def attempt(wrong):
