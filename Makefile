@@ -17,18 +17,26 @@ JOBS     ?= 2
 STEP     ?=
 PAUSE    ?=
 ROUNDS   ?=
-# Debian's python3 (the one python3-pytest installs for), not a pyenv one first on PATH.
-PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
-# Extra options for CMake's first configuration, e.g. -DWORKSHOP_TESTS=OFF.
+# The Python that runs the tools: tools/python.sh chooses Debian's python3 (the
+# one python3-pytest installs for) when the command runs, not when make reads
+# this file: make expands a whole recipe before its first line (the install
+# step) runs, so a Python looked up here would be looked up before it exists.
+PYTHON   ?= sh tools/python.sh
+# The installer, run first by every entry point, in a recipe line of its own.
+INSTALL  ?= sh tools/install-deps.sh
+# Extra options for CMake's first configuration, e.g. -DBUILD_TESTING=OFF.
 CMAKE_FLAGS ?=
-STEPS    := step_a_iterative step_b_sleeping step_c_fork step_d_no_close step_e_sigchld step_f_eintr step_g_waitpid
+# The steps are the step folders: step_a_iterative, step_b_sleeping, ...
+STEPS    := $(sort $(patsubst %/,%,$(wildcard step_?_*/)))
 
 # Keep the build's output to what matters (no "Entering directory" lines).
 MAKEFLAGS += --no-print-directory
 
 .PHONY: all deps configure tests-configured test tour bench lint sanitize clean client $(STEPS)
 
-all: $(BUILD)/CMakeCache.txt
+all:
+	@$(INSTALL) build
+	@$(MAKE) -s configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 $(BUILD)/CMakeCache.txt:
@@ -43,14 +51,18 @@ tests-configured: $(BUILD)/CMakeCache.txt
 configure: $(BUILD)/CMakeCache.txt
 
 deps:
-	@sh tools/install-deps.sh
+	@$(INSTALL)
 
 # A step, and the load client that its lessons use (CMake's target of the
 # same name, which also works from inside build/).
-$(STEPS): $(BUILD)/CMakeCache.txt
+$(STEPS):
+	@$(INSTALL) build
+	@$(MAKE) -s configure
 	cmake --build $(BUILD) -j $(JOBS) --target $@
 
-client: $(BUILD)/CMakeCache.txt
+client:
+	@$(INSTALL) build
+	@$(MAKE) -s configure
 	cmake --build $(BUILD) -j $(JOBS) --target client3
 
 test: deps
@@ -65,7 +77,7 @@ test: deps
 TOUR_PROGRAMS := $(foreach step,$(STEPS),webserver3$(word 2,$(subst _, ,$(step)))) client3
 
 tour:
-	@sh tools/install-deps.sh tour
+	@$(INSTALL) tour
 	@printf 'Building the servers and client3 in %s/ ... ' '$(BUILD)'; \
 	mkdir -p '$(BUILD)'; \
 	if log=$$(flock '$(BUILD)' sh -c '$(MAKE) -s configure && cmake --build "$$1" -j $(JOBS) --target $(TOUR_PROGRAMS)' sh '$(BUILD)' 2>&1); \
@@ -74,12 +86,12 @@ tour:
 	@WORKSHOP_BIN='$(abspath $(BUILD))/bin' $(PYTHON) tools/tour.py $(if $(filter-out 0,$(PAUSE)),--pause) $(STEP)
 
 bench:
-	@sh tools/install-deps.sh bench
+	@$(INSTALL) bench
 	$(MAKE) all
 	$(PYTHON) bench/bench.py $(if $(ROUNDS),--rounds $(ROUNDS))
 
 lint:
-	@sh tools/install-deps.sh lint
+	@$(INSTALL) lint
 	$(MAKE) configure
 	sh tools/lint.sh
 
@@ -100,8 +112,10 @@ clean:
 SERVER ?=
 .PHONY: exercise check hint watch
 exercise hint watch:
+	@$(INSTALL) exercise
 	@$(PYTHON) tools/exercises.py $@ $(STEP)
 check:
+	@$(INSTALL) exercise
 	@$(MAKE) client >/dev/null
 	@$(PYTHON) tools/exercises.py check $(STEP) $(SERVER)
 
@@ -109,12 +123,17 @@ check:
 #   make doctor            is this machine ready? one line per item, and what to do
 #   make container-check   maintainers: build the dev container, run make test and make tour
 #                          inside it as root and as its ordinary user (minutes; not part of make test)
-.PHONY: doctor container-check
+#   make fresh-check       maintainers: every entry point above in a bare debian:bookworm container of
+#                          its own, as root and as an ordinary user without sudo (many minutes)
+.PHONY: doctor container-check fresh-check
 doctor:
 	@sh tools/doctor.sh
 
 container-check:
 	@sh tools/container-check.sh
+
+fresh-check:
+	@sh tools/fresh-check.sh $(ENTRIES)
 
 # Wrong turns: a target that does not exist, but looks like a step or a
 # program, names the right one; anything else lists the targets.
