@@ -39,14 +39,15 @@ all:
 	@$(MAKE) -s configure
 	cmake --build $(BUILD) -j $(JOBS)
 
+# CMakePresets.json's "default" preset, in $(BUILD).
 $(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake --preset default -B $(BUILD) $(CMAKE_FLAGS)
 
 # The tests need GoogleTest and pytest, which a step's build does not: CMake
-# configures them when they are installed (WORKSHOP_TESTS=AUTO), and make test,
-# having installed them, turns them on for good in the same build folder.
+# configures them when it finds them. make test, having installed them,
+# configures again if they were missing then, and requires them.
 tests-configured: $(BUILD)/CMakeCache.txt
-	@grep -qx 'WORKSHOP_TESTS:[A-Z]*=ON' $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DWORKSHOP_TESTS=ON
+	@test -f $(BUILD)/tests/CTestTestfile.cmake || cmake -S . -B $(BUILD) -DWORKSHOP_REQUIRE_TESTS=ON
 
 configure: $(BUILD)/CMakeCache.txt
 
@@ -95,8 +96,9 @@ lint:
 	$(MAKE) configure
 	sh tools/lint.sh
 
+# CMakePresets.json's "sanitize" preset (cmake --preset sanitize does the same), in $(BUILD)-sanitize.
 sanitize: deps
-	cmake -S . -B $(BUILD)-sanitize -DCMAKE_BUILD_TYPE=Debug -DWORKSHOP_SANITIZE=ON -DWORKSHOP_TESTS=ON
+	cmake --preset sanitize -B $(BUILD)-sanitize
 	cmake --build $(BUILD)-sanitize -j $(JOBS)
 	cd $(BUILD)-sanitize && ctest --output-on-failure -j $(JOBS)
 

@@ -4,17 +4,16 @@
     python3 tools/exercises.py check STEP [BIN]   build it (or take BIN), run step STEP's checks
     python3 tools/exercises.py hint STEP          the next hint
     python3 tools/exercises.py watch STEP         re-check on every save (Ctrl-C to stop)
-    python3 tools/exercises.py matrix [--write]   every step's checks against every reference server
 
 The Makefile's `make exercise|check|hint|watch STEP=X` call this. The checks
-themselves are tools/checks.py, the same ones the end-to-end tests run.
+themselves are tools/checks/, the same ones the end-to-end tests run; each
+step's task, hints and checks are its record in tools/steps.py.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -24,100 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import checks  # noqa: E402
 import harness  # noqa: E402
+import steps  # noqa: E402
 
 REPO = harness.REPO
 EXERCISES = Path(os.environ.get("WORKSHOP_EXERCISES", REPO / "exercises"))
 BUILD = Path(os.environ.get("WORKSHOP_EXERCISE_BUILD", REPO / "build" / "exercises"))
-MATRIX = REPO / "tests" / "check-matrix.txt"
 # The steps' own warnings (their CMakeLists.txt), for the participant's file too.
 CXXFLAGS = ["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-O1", "-g"]
-
-TASKS = {
-    "a": dict(
-        goal="Write an iterative web server: it accepts one connection, reads the request, prints it, "
-             "answers 'Hello, World!' and closes the connection, then goes back for the next one. "
-             "One client at a time.",
-        change="The command line, the helpers and the response are written. Fill in the three functions "
-               "marked TODO: create the listening socket (socket, SO_REUSEADDR, bind, listen, and "
-               "getsockname for the port the kernel chose, then the first line, flushed), accept a "
-               "connection, and handle a request (recv, print it escaped, send the response). Check "
-               "every call against -1.",
-        hints=["Follow the article's order: socket(AF_INET, SOCK_STREAM), setsockopt SO_REUSEADDR, bind to "
-               "a sockaddr_in filled from options.address (parse_options resolved --host) and options.port "
-               "(htons), listen with REQUEST_QUEUE_SIZE.",
-               "With --port 0 the kernel picks the port: getsockname() on the bound socket tells which; print "
-               "'Serving HTTP on port N ...' with that number, then fflush(stdout) (the checks read a pipe).",
-               "In handle_request: recv() up to 1024 bytes; escape_request() the bytes received into a "
-               "char array, put() a newline after them, write() the lot to STDOUT_FILENO; then "
-               "send_all(client_connection, HTTP_RESPONSE). A failure there is warn(), not fatal()."]),
-    "b": dict(
-        goal="Make the iterative server sleep after answering, to show that it serves one client at a "
-             "time: a second client is accepted by the kernel (the backlog) but waits for the whole sleep.",
-        change="Add a --sleep SECONDS option (fractions allowed, default 60), and after the connection is "
-               "closed, pause that long before the next accept().",
-        hints=["The option parses like --port (parse_number, with fractions allowed), in getopt_long's "
-               "table and switch; --help must list it.",
-               "nanosleep() can sleep fractions; when a signal interrupts it, it writes the time left into "
-               "its second argument: loop while it fails with EINTR.",
-               "The pause goes in serve_forever's loop, after close(client_connection): while it sleeps "
-               "nobody calls accept()."]),
-    "c": dict(
-        goal="Serve clients at once: fork a child per connection. The child answers (and sleeps), the "
-             "parent only accepts and forks.",
-        change="Print the parent's PID once before the loop. After accept(), fork(): the child closes the "
-               "listening socket, handles the request (printing its PID and its parent's), sleeps, closes "
-               "the connection and exits; the parent closes its copy of the connection and accepts again.",
-        hints=["fork() returns 0 in the child and the child's PID in the parent; -1 is fatal('fork').",
-               "Descriptors are duplicated by fork(): the child must close(listen_socket), the parent "
-               "close(client_connection). The connection ends only when both copies are closed.",
-               "End the child with _exit(EXIT_SUCCESS), not return or exit(): otherwise it runs on into "
-               "the parent's loop. fflush(stdout) after each printf, or the child inherits unflushed lines."]),
-    "d": dict(
-        goal="Break the server on purpose, the article's way: the parent keeps its copy of each "
-             "connection and collects no child. curl gets the body but never ends, descriptors run out "
-             "('accept: Too many open files'), and zombies pile up.",
-        change="Remove the parent's close of the connection, and instead count the connections it holds, "
-               "printing 'Connections held open by the parent: N' after each fork. Remove the child's "
-               "sleep and the --sleep option.",
-        hints=["The only close the parent does after fork() is the one that ends the client's connection: "
-               "that is the one to remove.",
-               "The count is the parent's, printed after fork() in the parent branch with printf and "
-               "fflush(stdout).",
-               "accept() failing with EMFILE stays fatal, exactly as before: the lesson is the crash."]),
-    "e": dict(
-        goal="Collect every child with a SIGCHLD handler that calls wait(). Close the duplicates again. "
-             "The server now dies at the first child's exit, with 'accept: Interrupted system call': "
-             "reproducing that crash is the exercise.",
-        change="Put back the parent's close of the connection. Install a SIGCHLD handler with sigaction(), "
-               "without SA_RESTART, that calls wait() once and writes 'Child PID terminated with status S' "
-               "with write(). Give the child a --sleep (default 3) so the parent is back in accept() when "
-               "it exits.",
-        hints=["sigaction(), not signal(): on Linux signal() sets SA_RESTART, the kernel restarts accept() "
-               "by itself, and the crash never shows. sa_flags = SA_NOCLDSTOP, nothing else.",
-               "In a handler only async-signal-safe calls: wait() and write() are, printf() is not. Format "
-               "the line into a char buffer by hand.",
-               "Save errno on entry to the handler and restore it before returning: wait() may set ECHILD "
-               "just as accept()'s caller reads errno."]),
-    "f": dict(
-        goal="Survive the signal: when accept() fails with EINTR nothing went wrong, so call it again. "
-             "One request now leaves no zombie, but a burst of 128 clients does (signals merge).",
-        change="In accept_connection, loop: retry accept() when it fails with EINTR, any other failure "
-               "stays fatal. Remove the child's sleep and --sleep; the backlog grows to 1024.",
-        hints=["Wrap accept() in a loop: when it returns a descriptor, return it; when it fails with errno "
-               "EINTR, call it again; any other errno is still fatal(\"accept\").",
-               "Keep the handler's single wait(): the zombies after a burst are this step's lesson.",
-               "REQUEST_QUEUE_SIZE becomes 1024, so a burst of 128 is not dropped by the kernel."]),
-    "g": dict(
-        goal="Collect every child, however many exit at once: the handler loops on waitpid() with WNOHANG "
-             "until no exited child is left. Bursts of 128 clients leave no zombie.",
-        change="Replace the handler's single wait() with a loop of waitpid(-1, ..., WNOHANG) calls, "
-               "reporting each child it collects, until it returns 0 or -1.",
-        hints=["One SIGCHLD can stand for many exited children: the handler must collect every one.",
-               "waitpid(-1, &status, WNOHANG) returns 0 when children remain but none has exited: without "
-               "WNOHANG the last call blocks the handler while other children still run.",
-               "Keep saving and restoring errno around the loop, and report with write() only."]),
-}
-
 
 def say(text: str = "") -> None:
     print(text, flush=True)
@@ -170,7 +82,7 @@ def skeleton() -> str:
     """Step a's server with the socket calls taken out: the three functions of
     SKELETON_TODO keep their signatures, and their bodies become a TODO. Made
     from the step's source each time, so it follows every change to it."""
-    source = (REPO / harness.STEPS["a"] / "webserver3a.cpp").read_text()
+    source = steps.STEPS["a"].source.read_text()
     for name, todo in SKELETON_TODO.items():
         pattern = re.compile(rf"^((?:\[\[noreturn\]\] )?static [^\n]*\b{name}\(([^)]*)\)\n)\{{\n.*?\n\}}\n",
                              re.MULTILINE | re.DOTALL)
@@ -198,15 +110,13 @@ def skeleton() -> str:
 
 
 def starting_point(step: str) -> str:
-    if step == "a":
-        return skeleton()
-    previous = "abcdefg"["abcdefg".index(step) - 1]
-    return (REPO / harness.STEPS[previous] / f"webserver3{previous}.cpp").read_text()
+    previous = steps.STEPS[step].previous
+    return skeleton() if previous is None else previous.source.read_text()
 
 
 def cmd_exercise(step: str) -> int:
     path = exercise_path(step)
-    task = TASKS[step]
+    task = steps.STEPS[step]
     if path.exists():
         say(f"{shown(path)} exists already: it was not touched.")
         say(f"To start over: rm {shown(path)} && make exercise STEP={step}")
@@ -214,14 +124,15 @@ def cmd_exercise(step: str) -> int:
         return 0
     EXERCISES.mkdir(parents=True, exist_ok=True)
     path.write_text(starting_point(step))
-    origin = "a skeleton of step a" if step == "a" else f"step {'abcdefg'['abcdefg'.index(step) - 1]}'s server"
+    previous = task.previous
+    origin = f"a skeleton of step {step}" if previous is None else f"step {previous.letter}'s server"
     say(f"Created {shown(path)} (it starts as {origin}).")
     say()
     say(f"Step {step}'s goal:")
-    say(wrapped(task["goal"]))
+    say(wrapped(task.goal))
     say()
     say("What to change:")
-    say(wrapped(task["change"]))
+    say(wrapped(task.change))
     say()
     say(f"Next: edit {shown(path)}, then run   make check STEP={step}")
     say(f"      (make hint STEP={step} for a hint, make watch STEP={step} to re-check on every save)")
@@ -266,24 +177,6 @@ def report(outcome: checks.Outcome, program: str) -> None:
         say(f"        hint:     {outcome.hint}")
 
 
-def kill_leftovers() -> None:
-    """Kill and reap whatever this process started and left (servers, clients,
-    orphans handed to it as their subreaper)."""
-    for proc in harness.children_of(os.getpid()):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            try:
-                os.kill(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        harness.reap_group(proc.pid, timeout=1)
-        try:
-            os.waitpid(proc.pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-
-
 def cmd_check(step: str, server: str | None, only: str | None = None) -> int:
     harness.prepare_process()
     try:
@@ -322,7 +215,7 @@ def cmd_check(step: str, server: str | None, only: str | None = None) -> int:
         say("\ninterrupted: stopping everything the check started")
         return 130
     finally:
-        kill_leftovers()
+        harness.kill_and_reap_children(timeout=5)
 
 
 # ---------------------------------------------------------------------------
@@ -330,12 +223,12 @@ def cmd_check(step: str, server: str | None, only: str | None = None) -> int:
 
 
 def cmd_hint(step: str) -> int:
-    hints = TASKS[step]["hints"]
+    hints = steps.STEPS[step].hints
     state = EXERCISES / f".hints-{step}"
     shown_before = int(state.read_text()) if state.exists() else 0
     if shown_before >= len(hints):
         say(f"That was the last hint for step {step} (all {len(hints)} shown). The step's README, "
-            f"{harness.STEPS[step]}/README.md, explains the lesson. To see the hints again: rm {shown(state)}")
+            f"{steps.STEPS[step].folder}/README.md, explains the lesson. To see the hints again: rm {shown(state)}")
         return 0
     say(f"Hint {shown_before + 1} of {len(hints)} for step {step}:")
     say(wrapped(hints[shown_before]))
@@ -364,43 +257,21 @@ def cmd_watch(step: str) -> int:
         return 0
 
 
-# ---------------------------------------------------------------------------
-# The matrix
-
-
-def cmd_matrix(mode: str | None) -> int:
-    harness.prepare_process()
-    started = time.monotonic()
-    try:
-        results = checks.matrix(lambda letter: str(harness.binary(letter)), jobs=int(os.environ.get("JOBS", 6)))
-    finally:
-        kill_leftovers()
-    text = checks.matrix_text(results)
-    seconds = time.monotonic() - started
-    if mode == "--write":
-        MATRIX.write_text(text)
-        say(f"wrote {shown(MATRIX)} ({seconds:.0f} s)")
-        return 0
-    sys.stdout.write(text)
-    say(f"({seconds:.0f} s)")
-    return 0
-
-
 def main(argv: list[str]) -> int:
-    if len(argv) < 1 or argv[0] not in ("exercise", "check", "hint", "watch", "matrix"):
+    if len(argv) < 1 or argv[0] not in ("exercise", "check", "hint", "watch"):
         say(__doc__.strip())
         return 2
     command = argv[0]
-    if command == "matrix":
-        return cmd_matrix(argv[1] if len(argv) > 1 else None)
-    step = (argv[1] if len(argv) > 1 else "").strip().lower()
-    step = step.removeprefix("step_")[:1] if step.startswith("step_") else step
-    if step not in harness.STEPS:
-        if step:
-            say(f"There is no step {step}: steps are a to g. For example:   make {command} STEP=e")
+    typed = (argv[1] if len(argv) > 1 else "").strip()
+    record = steps.step(typed) if typed else None
+    first, last = steps.LETTERS[0], steps.LETTERS[-1]
+    if record is None:
+        if typed:
+            say(f"There is no step {typed}: steps are {first} to {last}. For example:   make {command} STEP=e")
         else:
-            say(f"Which step? Say STEP=a ... STEP=g, for example:   make {command} STEP=e")
+            say(f"Which step? Say STEP={first} ... STEP={last}, for example:   make {command} STEP=e")
         return 2
+    step = record.letter
     if command == "exercise":
         return cmd_exercise(step)
     if command == "check":
@@ -411,8 +282,8 @@ def main(argv: list[str]) -> int:
             index = rest.index("--only")
             only = rest[index + 1]
             del rest[index:index + 2]
-            if only not in checks.STEP_CHECKS[step]:
-                say(f"step {step} has no check {only!r}: {', '.join(checks.STEP_CHECKS[step])}")
+            if only not in record.checks:
+                say(f"step {step} has no check {only!r}: {', '.join(record.checks)}")
                 return 2
         return cmd_check(step, rest[0] if rest and rest[0] else None, only)
     if command == "hint":

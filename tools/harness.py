@@ -27,18 +27,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(os.environ.get("WORKSHOP_BIN", REPO / "build" / "bin"))
+import steps
 
-STEPS = {
-    "a": "step_a_iterative",
-    "b": "step_b_sleeping",
-    "c": "step_c_fork",
-    "d": "step_d_no_close",
-    "e": "step_e_sigchld",
-    "f": "step_f_eintr",
-    "g": "step_g_waitpid",
-}
+REPO = steps.REPO
+BIN = Path(os.environ.get("WORKSHOP_BIN", REPO / "build" / "bin"))
 
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 BODY = b"Hello, World!\n"
@@ -46,8 +38,8 @@ BODY = b"Hello, World!\n"
 
 def binary(name: str) -> Path:
     """The path of a built program: 'webserver3d', 'client3', or a step letter."""
-    if name in STEPS:
-        name = f"webserver3{name}"
+    if name in steps.STEPS:
+        name = steps.STEPS[name].program
     path = BIN / name
     if not path.exists():
         raise FileNotFoundError(f"{path} is not built yet: run 'make' first")
@@ -364,7 +356,7 @@ class Server:
 
     def __init__(self, step: str, *args: str, nofile: int | None = None, nproc: int | None = None,
                  echo=None, echo_errors=None, program: list[str] | None = None,
-                 strace: list[str] | None = None):
+                 strace: list[str] | None = None, env: dict[str, str] | None = None):
         if program is not None and nproc is not None and os.geteuid() == 0:
             raise ValueError("a root launcher cannot apply nproc to a program given by `program`")
         self.step = step
@@ -375,6 +367,8 @@ class Server:
         self.strace = None if strace is None else [str(o) for o in strace]
         self.echo = echo
         self.echo_errors = echo_errors
+        self.env = env  # Variables added to the server's environment (LD_PRELOAD, say).
+        self.stopped_by_us = False  # stop() has killed it: an exit status after that is ours, not its own.
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
         self.uid: int | None = None
@@ -422,6 +416,7 @@ class Server:
             stderr=subprocess.PIPE,
             process_group=0,
             cwd=self._scratch_dir,
+            env=None if self.env is None else {**os.environ, **self.env},
         )
         self.out = Stream(self.proc.stdout, self.echo)
         self.err = Stream(self.proc.stderr, self.echo_errors)
@@ -449,6 +444,10 @@ class Server:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def exit_status(self) -> int | None:
+        """Its exit status if it has exited (negative: killed by that signal), else None."""
+        return None if self.proc is None else self.proc.poll()
 
     def wait_exit(self, timeout: float) -> int | None:
         """The exit status once the server has exited, or None if it is still running."""
@@ -513,6 +512,7 @@ class Server:
     def stop(self) -> None:
         if self.proc is None:
             return
+        self.stopped_by_us = self.stopped_by_us or self.proc.poll() is None
         pgid = self.proc.pid
         try:
             os.killpg(pgid, signal.SIGKILL)

@@ -32,6 +32,7 @@ class Step:
     backlog: int = 5  # listen()'s backlog, as the article has it.
     lesson_stderr: str = ""  # What the server may print on stderr: its lesson, when that is a failure.
     options: tuple[str, ...] = ()  # Options beyond --port, --host and --help (other than --sleep).
+    prints: tuple[str, ...] = ()  # The lines it prints besides the first and the requests (tools/checks/ LINES).
     folder: str = field(default="", compare=False)  # Filled in from the step folders.
 
     @property
@@ -106,6 +107,7 @@ RECORDS = [
         "a child per connection: everyone is answered at once",
         checks=("answers", "escapes", "both_at_once", "child_pids", "lines_once", "child_exits", "parent_closes"),
         sleep=60,
+        prints=("parent", "child"),
         goal="Serve clients at once: fork a child per connection. The child answers (and sleeps), the "
              "parent only accepts and forks.",
         change="Print the parent's PID once before the loop. After accept(), fork(): the child closes the "
@@ -121,6 +123,7 @@ RECORDS = [
         "d", "duplicates not closed, children not collected",
         "curl never ends; out of descriptors; zombies; out of processes",
         checks=("escapes", "curl_hangs", "zombies", "emfile", "lines_once", "child_exits"),
+        prints=("parent", "child", "held"),
         goal="Break the server on purpose, the article's way: the parent keeps its copy of each "
              "connection and collects no child. curl gets the body but never ends, descriptors run out "
              "('accept: Too many open files'), and zombies pile up.",
@@ -140,6 +143,7 @@ RECORDS = [
                 "parent_closes"),
         sleep=3,
         lesson_stderr="accept: Interrupted system call",
+        prints=("parent", "child", "terminated"),
         goal="Collect every child with a SIGCHLD handler that calls wait(). Close the duplicates again. "
              "The server now dies at the first child's exit, with 'accept: Interrupted system call': "
              "reproducing that crash is the exercise.",
@@ -162,6 +166,7 @@ RECORDS = [
         checks=("curl_ends", "survives", "burst_zombies", "handler_safe", "escapes", "lines_once", "child_exits",
                 "parent_closes"),
         backlog=1024,
+        prints=("parent", "child", "terminated"),
         goal="Survive the signal: when accept() fails with EINTR nothing went wrong, so call it again. "
              "One request now leaves no zombie, but a burst of 128 clients does (signals merge).",
         change="In accept_connection, loop: retry accept() when it fails with EINTR, any other failure "
@@ -177,6 +182,7 @@ RECORDS = [
         checks=("curl_ends", "survives", "no_zombies", "keeps_accepting", "handler_safe", "low_nofile", "escapes",
                 "lines_once", "child_exits", "parent_closes"),
         backlog=1024,
+        prints=("parent", "child", "terminated"),
         goal="Collect every child, however many exit at once: the handler loops on waitpid() with WNOHANG "
              "until no exited child is left. Bursts of 128 clients leave no zombie.",
         change="Replace the handler's single wait() with a loop of waitpid(-1, ..., WNOHANG) calls, "

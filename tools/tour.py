@@ -34,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import steps  # noqa: E402
 
 SLEEP = 2  # Seconds; the article uses 60 (and 3 for step e).
 
@@ -625,25 +626,14 @@ class Tour:
         self.stop(server)
 
 
-TITLES = {
-    "a": "an iterative server",
-    "b": "a sleeping iterative server",
-    "c": "fork()",
-    "d": "duplicates not closed, children not collected",
-    "e": "a SIGCHLD handler, and EINTR",
-    "f": "accept() restarted, and a burst",
-    "g": "a waitpid() loop",
-}
-
-
 def main(argv: list[str]) -> int:
     pause = "--pause" in argv
     argv = [a for a in argv if a != "--pause"]
-    wanted = [s.lower().removeprefix("step_")[:1] for s in argv] or list(harness.STEPS)
-    unknown = [s for s in wanted if s not in harness.STEPS]
+    unknown = [s for s in argv if steps.step(s) is None]
     if unknown:
-        print(f"tour: no step {' '.join(unknown)}; choose from {' '.join(harness.STEPS)}", file=sys.stderr)
+        print(f"tour: no step {' '.join(unknown)}; choose from {' '.join(steps.LETTERS)}", file=sys.stderr)
         return 2
+    wanted = [steps.step(s).letter for s in argv] or list(steps.LETTERS)
     harness.prepare_process()
     # Ctrl-C or a kill: stop every server before leaving.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -656,7 +646,7 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     try:
         for step in wanted:
-            tour.pause(f"step {step}: {TITLES[step]}")
+            tour.pause(f"step {step}: {steps.STEPS[step].title}")
             getattr(tour, f"step_{step}")()
     except KeyboardInterrupt:
         print("\ntour: interrupted; stopping the servers", file=sys.stderr)

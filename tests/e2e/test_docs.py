@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import harness
+import steps
 
 
 def test_readme_holds_each_steps_readme():
@@ -20,8 +21,8 @@ def test_readme_opens_with_the_two_commands():
 
 
 def test_each_step_readme_names_its_test_label_and_a_real_diff():
-    folders = list(harness.STEPS.values())
-    for letter, folder in harness.STEPS.items():
+    for letter, record in steps.STEPS.items():
+        folder = record.folder
         text = (harness.REPO / folder / "README.md").read_text()
         assert f"make {folder}" in text
         assert f"./build/bin/webserver3{letter}" in text
@@ -30,6 +31,5 @@ def test_each_step_readme_names_its_test_label_and_a_real_diff():
         for path in re.findall(r"diff (\S+) (\S+)", text):
             for name in path:
                 assert (harness.REPO / name).exists(), name
-        if letter != "a":
-            previous = folders[folders.index(folder) - 1]
-            assert f"diff {previous}/" in text, "the diff against the previous step"
+        if record.previous:
+            assert f"diff {record.previous.folder}/" in text, "the diff against the previous step"

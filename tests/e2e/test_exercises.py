@@ -9,6 +9,7 @@ import time
 
 import harness
 import pytest
+import steps
 
 TOOL = harness.REPO / "tools" / "exercises.py"
 
@@ -28,7 +29,7 @@ def learner(tmp_path):
 
 
 def source_of(step):
-    return (harness.REPO / harness.STEPS[step] / f"webserver3{step}.cpp").read_text()
+    return steps.STEPS[step].source.read_text()
 
 
 def test_exercise_starts_from_the_previous_step_and_never_overwrites(learner):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import harness
 import pytest
+import steps
 
 REAL_PYTHON = sys.executable
 
@@ -44,8 +45,8 @@ def fresh(tmp_path):
     repo, bin_dir, debian = tmp_path / "repo", tmp_path / "bin", tmp_path / "debian" / "usr" / "bin"
     (repo / "tools").mkdir(parents=True)
     bin_dir.mkdir()
-    for folder in harness.STEPS.values():
-        (repo / folder).mkdir()
+    for record in steps.STEPS.values():
+        (repo / record.folder).mkdir()
     # Every program of the machine's, but no Python at all.
     for directory in ("/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"):
         if not os.path.isdir(directory):

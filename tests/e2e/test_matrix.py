@@ -7,17 +7,16 @@ lesson's own reason (FIX_REASONS); the file as a whole proves that each
 step's checks pass on that step's reference and fail on the exercise's
 starting point (the previous step's server).
 
-Each check runs once per column, all of them at once (checks.matrix): the
+Each check runs once per column, all of them at once (tools/matrix.py): the
 step's lesson and its fix are proven here, and nowhere again."""
 
 import re
-from pathlib import Path
 
 import checks
 import harness
+import matrix
 import pytest
-
-COMMITTED = Path(__file__).resolve().parents[1] / "check-matrix.txt"
+import steps
 
 # The fixes: (step, check, server) -> what the check must have seen when it
 # failed on that server, the reason the lesson gives (a regular expression).
@@ -39,46 +38,44 @@ FIX_REASONS = {
 }
 
 
-def committed_rows():
-    return {tuple(line.split()[:2]): line.split()[2:] for line in COMMITTED.read_text().splitlines()
-            if line[:1] in checks.STEP_LETTERS and len(line.split()) == 2 + len(checks.STEP_LETTERS)}
+committed_rows = matrix.committed_rows
 
 
-@pytest.mark.parametrize("server", list(checks.STEP_LETTERS), ids=lambda letter: f"column_{letter}")
+@pytest.mark.parametrize("server", list(steps.LETTERS), ids=lambda letter: f"column_{letter}")
 def test_column(server):
     # Every run of the column at once (29 of them): most of them wait, for a failing server's
     # bound, so the column takes about as long as its longest check.
-    results = checks.matrix(lambda letter: str(harness.binary(letter)), jobs=32, servers=server)
+    results = matrix.matrix(lambda letter: str(harness.binary(letter)), jobs=32, servers=server)
     slow = {f"step {step} {key}": round(o.seconds, 1) for (step, key, _), o in results.items() if o.seconds >= 15}
     assert not slow, f"each check must complete in under 15 s, on webserver3{server}: {slow}"
     skipped = {f"step {step} {key}": o.skipped for (step, key, _), o in results.items() if o.skipped}
     assert not skipped, f"checks that did not run on webserver3{server}: {skipped}"
     rows = committed_rows()
-    column = checks.STEP_LETTERS.index(server)
+    column = steps.LETTERS.index(server)
     program = str(harness.binary(server))
     changed, wrong_reason = [], []
     for (step, key, _), outcome in results.items():
-        want = rows.get((step, key), ["?"] * 7)[column]
+        want = rows.get((step, key), ["?"] * len(steps.LETTERS))[column]
         if want != ("+" if outcome.passed else "."):
             changed.append(f"step {step}'s check {key} on webserver3{server}: committed {want!r}, now "
                            + ("passed" if outcome.passed else "failed:\n" + checks.describe(outcome, program)))
         elif (step, key, server) in FIX_REASONS and not re.search(FIX_REASONS[step, key, server], outcome.seen):
             wrong_reason.append(f"step {step}'s check {key} failed on webserver3{server}, but for another reason "
                            f"than {FIX_REASONS[step, key, server]!r}:\n" + checks.describe(outcome, program))
-    assert not changed, ("the matrix changed (python3 tools/exercises.py matrix --write rewrites "
+    assert not changed, ("the matrix changed (python3 tools/matrix.py --write rewrites "
                          "tests/check-matrix.txt):\n" + "\n".join(changed))
     assert not wrong_reason, "\n".join(wrong_reason)
 
 
 def test_committed_matrix_has_every_check_and_separates_the_steps():
     rows = committed_rows()
-    assert [key for (step, key) in rows] == [key for step in checks.STEP_LETTERS for key in checks.STEP_CHECKS[step]]
-    for index, step in enumerate(checks.STEP_LETTERS):
+    assert [key for (step, key) in rows] == [key for step in steps.LETTERS for key in steps.STEPS[step].checks]
+    for index, step in enumerate(steps.LETTERS):
         own = {key: marks for (row_step, key), marks in rows.items() if row_step == step}
         assert all(marks[index] == "+" for marks in own.values()), f"step {step}'s checks fail on its reference"
         if index:
             assert any(marks[index - 1] == "." for marks in own.values()), \
-                f"step {step}'s checks all pass on step {checks.STEP_LETTERS[index - 1]}, its starting point"
+                f"step {step}'s checks all pass on step {steps.LETTERS[index - 1]}, its starting point"
     for (step, key, server) in FIX_REASONS:
-        assert rows[step, key][checks.STEP_LETTERS.index(server)] == ".", \
+        assert rows[step, key][steps.LETTERS.index(server)] == ".", \
             f"FIX_REASONS: step {step}'s check {key} is committed as passing on webserver3{server}"

@@ -11,9 +11,10 @@ import subprocess
 import tempfile
 
 import harness
+import steps
 
 READMES = [harness.REPO / "README.md", harness.REPO / "client" / "README.md",
-           *(harness.REPO / folder / "README.md" for folder in harness.STEPS.values())]
+           *(record.readme for record in steps.STEPS.values())]
 # A command line shown after a "$ " prompt that looks a server up by name.
 LOOKUP = re.compile(r"^\$ (.*\$\((pgrep [^()]*(?:\([^()]*\)[^()]*)*)\).*)$", re.M)
 
@@ -22,7 +23,7 @@ def lookups() -> list[tuple[str, str, str]]:
     """(command line, its pgrep expression, the program it looks for)."""
     found = []
     for match in LOOKUP.finditer((harness.REPO / "README.md").read_text()):
-        program = re.search(r"-x (webserver3[a-g])", match.group(2))
+        program = re.search(r"-x (webserver3[a-z])\b", match.group(2))
         assert program, f"a lookup that does not name its program exactly (-x): {match.group(0)}"
         found.append((match.group(1), match.group(2), program.group(1)))
     return found

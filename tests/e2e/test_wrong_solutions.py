@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import checks
 import harness
 import pytest
+import steps
 
 sys.path.insert(0, str(harness.REPO / "tests"))
 
@@ -22,7 +23,7 @@ TOOL = harness.REPO / "tools" / "exercises.py"
 
 def make_check(wrong, tmp_path) -> subprocess.CompletedProcess:
     """`make check` of the step, on the wrong solution written as the participant's exercise."""
-    source = checks.reference_source(wrong.step).read_text()
+    source = steps.STEPS[wrong.step].source.read_text()
     mutated = wrong.apply(source)
     assert mutated != source
     folder = tmp_path / "exercises"
@@ -58,7 +59,7 @@ def test_make_check_catches_the_wrong_solution_with_its_hint(checked, wrong):
         raise result
     output = result.stdout
     assert result.returncode == 1, f"make check STEP={wrong.step} passed {wrong.what}:\n{output}"
-    title = checks.CHECK[wrong.check].title
+    title = checks.CHECKS[wrong.check].title
     block = re.search(rf"^  FAIL  {re.escape(title)}\n((?:        .*\n)+)", output, re.MULTILINE)
     assert block, f"the check {wrong.check!r} did not fail on {wrong.what}:\n{output}"
     assert re.search(wrong.hint, block.group(1)), \

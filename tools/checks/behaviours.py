@@ -1,192 +1,29 @@
-"""Each step's checks: the behaviours that show its lesson, against any server.
+"""The behaviours that `make check` observes, one function each, and CHECKS,
+the registry of checks by key (a step's record in tools/steps.py lists the
+keys of its checks).
 
-One implementation serves three jobs: `make check` (a participant's own
-server, tools/exercises.py), the end-to-end demonstrations (tests/e2e, against
-the reference servers), and the matrix (every step's checks against every
-step's reference, tests/check-matrix.txt). A check takes a server program,
-starts it through the command-line contract with the shared harness, and
-either passes or fails with what it expected, what it saw (a short quote of
-the real output), and the first hint. A behaviour that is a failure in its
-step (step d's curl that never ends, step e's death by EINTR, step f's zombies
-after a burst) is what that step's check expects.
-
-Every check also reads the server's stderr: it must be empty, unless the
-lesson is a failure message, and then it must be exactly that message.
+A behaviour is observed in the running program: its output, /proc, ps, its
+exit status, under a forced fault (a low open-files limit, a burst of
+clients). Where only the code can tell (what the signal handler calls), the
+code is read as the compiler sees it (tools/checks/code.py), never by
+spelling. A behaviour that is a failure in its step (step d's curl that never
+ends, step e's death by EINTR, step f's zombies after a burst) is what that
+step's check expects.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import harness
-
-STEP_LETTERS = "abcdefg"
-# The one message that a step's server may print on stderr: its lesson.
-LESSON_STDERR = {"e": "accept: Interrupted system call"}
+from checks.framework import Check, Context, Failed, NotChecked, expect, quote
 
 ESCAPE_REQUEST = b"GET /\x1b[2J\x1b]0;owned\x07 HTTP/1.1\r\nHost: localhost\r\n\r\n"
 ESCAPED_LINE = "GET /\\x1b[2J\\x1b]0;owned\\x07 HTTP/1.1"
-
-
-class Failed(Exception):
-    """A check did not see its behaviour."""
-
-    def __init__(self, expected: str, seen: str, hint: str | None = None):
-        super().__init__(expected)
-        self.expected = expected
-        self.seen = seen
-        self.hint = hint
-
-
-def expect(condition, expected: str, seen: str, hint: str | None = None) -> None:
-    if not condition:
-        raise Failed(expected, seen, hint)
-
-
-def quote(text, limit: int = 160) -> str:
-    """A short quote of real output, control characters shown escaped."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "backslashreplace")
-    text = text.strip("\n")
-    if not text:
-        return "(nothing)"
-    shown = text.encode("unicode_escape").decode("ascii").replace("\\n", " | ")
-    return repr(shown[: limit - 3] + "..." if len(shown) > limit else shown)
-
-
-# ---------------------------------------------------------------------------
-# What a check runs against.
-
-
-_TAKES_SLEEP: dict[str, bool] = {}
-
-
-class NotChecked(Exception):
-    """The check cannot run here (a check of the source, with no source given)."""
-
-
-@dataclass
-class Context:
-    program: str  # The server binary.
-    step: str  # The step whose checks these are.
-    source: str | None = None  # Its C++ source, when known.
-
-    def takes_sleep(self) -> bool:
-        """Whether the server has a --sleep option (steps b, c and e do): its --help says."""
-        if self.program not in _TAKES_SLEEP:
-            result = harness.run_bounded([self.program, "--help"], timeout=5)
-            _TAKES_SLEEP[self.program] = "--sleep" in result.stdout
-        return _TAKES_SLEEP[self.program]
-
-    def sleep_args(self, seconds: float = 0.2) -> list[str]:
-        """--sleep SECONDS for a server that sleeps after answering, nothing for one that does not.
-        Not 0 by default: step e's server dies when a child exits while it waits in accept(), and
-        with --sleep 0 whether the parent is back in accept() by then is a race; 0.2 s makes its
-        death certain, so that a check's result does not depend on luck."""
-        return ["--sleep", f"{seconds:g}"] if self.takes_sleep() else []
-
-    def need_sleep(self, seconds: float) -> list[str]:
-        expect(self.takes_sleep(), "the server takes --sleep SECONDS (steps b, c and e)",
-               f"{self.program} --help lists no --sleep",
-               "Add the --sleep option: parse it like --port (strtod), default as the article.")
-        return self.sleep_args(seconds)
-
-    @contextlib.contextmanager
-    def server(self, *args: str, nofile: int | None = None):
-        """with ctx.server(...) as server: the server, started; at the end its
-        whole process group is killed and reaped, also when it did not start."""
-        server = harness.Server(Path(self.program).name, *args, program=[self.program], nofile=nofile)
-        try:
-            yield self._start(server)
-        finally:
-            server.stop()
-
-    def _start(self, server: harness.Server) -> harness.Server:
-        try:
-            server.start()
-        except harness.ServerDidNotStart:
-            server.stop()
-            err = server.err.text() if getattr(server, "err", None) else ""
-            out = server.out.text() if getattr(server, "out", None) else ""
-            raise Failed("the server starts and prints 'Serving HTTP on port N ...' first, flushed",
-                         f"{' '.join([Path(self.program).name, *server.command()[1:]])} printed {quote(out)}, "
-                         f"stderr {quote(err)}",
-                         "It did not start. Run the reproduce command by hand and read its first lines: "
-                         "an option it does not know (only steps b, c and e take --sleep), a failing "
-                         "socket call, or the first line missing or never flushed (fflush(stdout)).")
-        return server
-
-    def quiet_stderr(self, server: harness.Server, allowed: str | None = None) -> None:
-        """stderr is empty, or exactly the lesson's message. Read once every
-        child has finished (the server's death, in step e, follows a child's
-        exit), so that the verdict does not depend on timing."""
-        server.settled_children(timeout=3)
-        time.sleep(0.05)  # Let the reader thread catch up with a last line.
-        text = server.err.text()
-        lesson = LESSON_STDERR.get(self.step, "") if allowed is None else allowed
-        if text in ("", lesson):
-            return
-        hint = "Every system call that fails prints 'call: reason'; find which call and why."
-        if "accept: Interrupted system call" in text:
-            hint = ("accept() failed with EINTR: a child's exit ran the SIGCHLD handler while the parent "
-                    "waited in accept(). Nothing went wrong: call accept() again when errno is EINTR.")
-        elif "Too many open files" in text:
-            hint = ("The server ran out of descriptors: the parent must close its copy of each connection "
-                    "after fork().")
-        elif "Bad file descriptor" in text:
-            hint = ("A descriptor was closed twice or used after close. A child that does not end with "
-                    "_exit() after its work runs on into the parent's code and closes the parent's "
-                    "descriptors again.")
-        raise Failed("nothing on stderr" + (f" but {lesson!r}" if lesson else ""), f"stderr {quote(text)}", hint)
-
-
-@dataclass(frozen=True)
-class Check:
-    key: str  # Short and unique: the matrix's column name.
-    title: str  # One line: the behaviour, as make check prints it.
-    run: Callable[[Context], None]
-    hint: str  # The first hint when it fails (a Failed may name a better one).
-    reproduce: str  # By hand; {server} is the binary.
-    lesson_failure: bool = False  # The behaviour is the failure the step shows.
-
-
-@dataclass
-class Outcome:
-    check: Check
-    passed: bool
-    expected: str = ""
-    seen: str = ""
-    hint: str = ""
-    seconds: float = 0.0
-    skipped: str = ""  # Why the check could not run (it then counts as neither).
-
-    def reproduce(self, program: str) -> str:
-        return self.check.reproduce.format(server=program)
-
-
-def run(check: Check, program, step: str, source=None) -> Outcome:
-    """Run one check of `step` against `program`; never raises for a failed behaviour."""
-    started = time.monotonic()
-    context = Context(str(program), step, None if source is None else str(source))
-    try:
-        check.run(context)
-    except NotChecked as reason:
-        return Outcome(check, True, skipped=str(reason))
-    except Failed as failure:
-        return Outcome(check, False, failure.expected, failure.seen, failure.hint or check.hint,
-                       time.monotonic() - started)
-    except (OSError, harness.ServerDidNotStart) as error:
-        return Outcome(check, False, "the behaviour above", f"{type(error).__name__}: {error}", check.hint,
-                       time.monotonic() - started)
-    return Outcome(check, True, seconds=time.monotonic() - started)
-
 
 # ---------------------------------------------------------------------------
 # The behaviours.
@@ -232,7 +69,7 @@ def prints_request_escaped(ctx: Context) -> None:
 
 def second_client_waits(ctx: Context) -> None:
     pause = 2.0
-    with ctx.server(*ctx.need_sleep(pause)) as server:
+    with ctx.server(*ctx.sleep_args(required=True, seconds=pause)) as server:
         first, _ = harness.http_get(server.port, timeout=5, until=harness.BODY)
         expect(first.endswith(harness.BODY), "the first client answered", quote(first))
         with harness.connect(server.port, timeout=1) as second:  # The backlog takes it at once.
@@ -253,7 +90,7 @@ def second_client_waits(ctx: Context) -> None:
 
 def both_at_once(ctx: Context) -> None:
     pause = 2.0
-    with ctx.server(*ctx.need_sleep(pause)) as server:
+    with ctx.server(*ctx.sleep_args(required=True, seconds=pause)) as server:
         first, _ = harness.http_get(server.port, timeout=5, until=harness.BODY)
         expect(first.endswith(harness.BODY), "the first client answered", quote(first))
         with harness.connect(server.port, timeout=1) as second:
@@ -267,7 +104,7 @@ def both_at_once(ctx: Context) -> None:
 
 
 def child_pids(ctx: Context) -> None:
-    with ctx.server(*ctx.need_sleep(2)) as server:
+    with ctx.server(*ctx.sleep_args(required=True, seconds=2)) as server:
         expect(server.out.wait_for(rf"^Parent PID \(PPID\): {server.pid}$", 2),
                f"'Parent PID (PPID): {server.pid}' after the first line", quote(server.out.text()),
                "Print getpid() once, before the loop, as 'Parent PID (PPID): P', and fflush(stdout).")
@@ -293,29 +130,36 @@ def child_pids(ctx: Context) -> None:
         ctx.quiet_stderr(server)
 
 
+# The lines a step's server prints, by name (a step's record lists the ones it prints: `prints`).
+# name: (as make check names it, a regular expression, printed once in all rather than once per request)
+LINES = {
+    "parent": ("Parent PID (PPID)", r"^Parent PID \(PPID\): \d+$", True),  # Before the loop.
+    "child": ("Child PID", r"^Child PID: \d+\. Parent PID \d+$", False),  # By the process that answers.
+    "held": ("Connections held open", r"^Connections held open by the parent: \d+$", False),  # Step d's parent.
+    "terminated": ("Child N terminated", r"^Child \d+ terminated with status", False),  # Whoever collects it.
+}
+
+
 def lines_once(ctx: Context) -> None:
-    requests = 1 if ctx.step == "e" else 3
+    prints = ctx.step.prints
+    # A step whose lesson is a death (e) serves one request only.
+    requests = 1 if ctx.step.lesson_stderr else 3
     with ctx.server(*ctx.sleep_args()) as server:
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 10
         for done in range(1, requests + 1):
-            harness.http_get(server.port, timeout=3, until=harness.BODY)
-            if ctx.step in "efg":
+            harness.http_get(server.port, timeout=10, until=harness.BODY)
+            if "terminated" in prints:
                 # One child at a time: two children exiting together may send
                 # one merged SIGCHLD, and step f's handler then reports one of
                 # them only (its lesson, but not this check's).
-                server.out.wait_for(r"^Child \d+ terminated", max(0.1, deadline - time.monotonic()), count=done)
+                server.out.wait_for(LINES["terminated"][1], max(0.1, deadline - time.monotonic()), count=done)
         server.out.wait_for(r"^GET /hello", max(0.1, deadline - time.monotonic()), count=requests)
         server.settled_children(timeout=max(0.5, deadline - time.monotonic()))
-        counts = {
-            "Serving HTTP on port": (1, r"^Serving HTTP on port"),
-            "Parent PID (PPID)": (1, r"^Parent PID \(PPID\)"),
-            "Child PID": (requests, r"^Child PID: \d+\. Parent PID"),
-            "GET /hello": (requests, r"^GET /hello"),
-        }
-        if ctx.step == "d":
-            counts["Connections held open"] = (requests, r"^Connections held open by the parent")
-        if ctx.step in "efg":
-            counts["Child N terminated"] = (requests, r"^Child \d+ terminated with status")
+        counts = {"Serving HTTP on port": (1, r"^Serving HTTP on port"),
+                  "GET /hello": (requests, r"^GET /hello")}
+        for name in prints:
+            shown, regex, once = LINES[name]
+            counts[shown] = (1 if once else requests, regex)
         wrong = {name: len(server.out.matches(regex)) for name, (want, regex) in counts.items()
                  if len(server.out.matches(regex)) != want}
         expected = ", ".join(f"{want} '{name}'" for name, (want, _) in counts.items())
@@ -766,7 +610,7 @@ def handler_is_signal_safe(ctx: Context) -> None:
 # ---------------------------------------------------------------------------
 # The checks of each step.
 
-CHECK = {
+CHECKS = {
     "answers": Check("answers", "answers 'Hello, World!' (HTTP/1.1 200 OK, no Content-Length) and closes, twice",
                      answers, "socket, bind, listen, accept, recv, send, close: each checked against -1.",
                      f"{SERVE} {CURL}; {CURL}; kill $!; cat $L"),
@@ -845,121 +689,3 @@ CHECK = {
                           "(or the function your sa_handler names)"),
 }
 
-STEP_CHECKS: dict[str, list[str]] = {
-    "a": ["answers", "escapes"],
-    "b": ["answers", "escapes", "second_waits"],
-    "c": ["answers", "escapes", "both_at_once", "child_pids", "lines_once", "child_exits", "parent_closes"],
-    "d": ["escapes", "curl_hangs", "zombies", "emfile", "lines_once", "child_exits"],
-    "e": ["curl_ends", "reports_child", "eintr", "handler_safe", "escapes", "lines_once", "child_exits", "parent_closes"],
-    "f": ["curl_ends", "survives", "burst_zombies", "handler_safe", "escapes", "lines_once", "child_exits", "parent_closes"],
-    "g": ["curl_ends", "survives", "no_zombies", "keeps_accepting", "handler_safe", "low_nofile", "escapes", "lines_once", "child_exits",
-          "parent_closes"],
-}
-
-
-def checks_of(step: str) -> list[Check]:
-    return [CHECK[key] for key in STEP_CHECKS[step]]
-
-
-def run_step(step: str, program, on_outcome: Callable[[Outcome], None] | None = None,
-             source=None, keys: list[str] | None = None) -> list[Outcome]:
-    outcomes = []
-    for check in checks_of(step):
-        if keys is not None and check.key not in keys:
-            continue
-        outcome = run(check, program, step, source)
-        outcomes.append(outcome)
-        if on_outcome:
-            on_outcome(outcome)
-    return outcomes
-
-
-# ---------------------------------------------------------------------------
-# The matrix: every step's checks against every step's reference server.
-
-
-def _signature(key: str, step: str) -> tuple:
-    """What of its step a check's run depends on: runs with the same
-    signature against the same server are one run, shared by the steps."""
-    return (key, LESSON_STDERR.get(step), step if key == "lines_once" else None)
-
-
-def reference_source(letter: str) -> Path:
-    return harness.REPO / harness.STEPS[letter] / f"webserver3{letter}.cpp"
-
-
-LONG_CHECKS = {"emfile", "burst_zombies", "no_zombies", "low_nofile", "keeps_accepting", "survives"}
-
-
-def matrix(program_of: Callable[[str], str], jobs: int = 3,
-           servers: str = STEP_LETTERS) -> dict[tuple[str, str, str], Outcome]:
-    """{(check step, check key, server step): outcome} for every step's checks
-    against every step's server in `servers` (program_of(letter) is its
-    binary). Each distinct run happens once, `jobs` at a time."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    runs = {}
-    for step in STEP_LETTERS:
-        for key in STEP_CHECKS[step]:
-            for server in servers:
-                runs.setdefault((_signature(key, step), server), (key, step, server))
-    # The longest runs (bursts of clients) start first, so that a column takes
-    # about as long as its longest check, not that plus the tail of a queue.
-    runs = dict(sorted(runs.items(), key=lambda item: item[1][0] not in LONG_CHECKS))
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {sig: pool.submit(run, CHECK[key], program_of(server), step, reference_source(server))
-                   for sig, (key, step, server) in runs.items()}
-        done = {sig: future.result() for sig, future in futures.items()}
-    return {(step, key, server): done[(_signature(key, step), server)]
-            for step in STEP_LETTERS for key in STEP_CHECKS[step] for server in servers}
-
-
-def matrix_text(results: dict[tuple[str, str, str], Outcome]) -> str:
-    """The matrix as the committed file shows it: one row per step's check,
-    one column per reference server, + passed, . failed."""
-    lines = [
-        "# Which checks pass on which reference server: + passed, . failed.",
-        "# Rows: `make check STEP=X`'s checks, step by step. Columns: build/bin/webserver3a ... 3g.",
-        "# Regenerate: python3 tools/exercises.py matrix --write (tests/e2e/test_matrix.py compares).",
-        "",
-        f"{'step check':<22} " + " ".join(STEP_LETTERS),
-    ]
-    for step in STEP_LETTERS:
-        for key in STEP_CHECKS[step]:
-            marks = " ".join("+" if results[(step, key, server)].passed else "." for server in STEP_LETTERS)
-            lines.append(f"{step}    {key:<17} {marks}")
-    return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------------
-# For the end-to-end tests: a check's verdict as an assertion.
-
-
-def describe(outcome: Outcome, program: str) -> str:
-    return (f"{outcome.check.title}\n  expected: {outcome.expected}\n  seen:     {outcome.seen}\n"
-            f"  by hand:  {outcome.reproduce(program)}\n  hint:     {outcome.hint}")
-
-
-def assert_passes(step: str, key: str, server_step: str) -> Outcome:
-    """Step `step`'s check `key` passes on step `server_step`'s reference server."""
-    program = str(harness.binary(server_step))
-    outcome = run(CHECK[key], program, step, reference_source(server_step))
-    assert outcome.passed and not outcome.skipped, f"step {step}'s check failed on webserver3{server_step}: " + describe(outcome, program)
-    return outcome
-
-
-def assert_fails(step: str, key: str, server_step: str, because: str) -> Outcome:
-    """Step `step`'s check `key` fails on step `server_step`'s reference, and for
-    the reason the lesson says: `because` (a regular expression) is found in
-    what the check saw."""
-    program = str(harness.binary(server_step))
-    outcome = run(CHECK[key], program, step, reference_source(server_step))
-    assert not outcome.passed, f"step {step}'s check {key!r} passed on webserver3{server_step}"
-    assert re.search(because, outcome.seen), (f"step {step}'s check {key!r} failed on webserver3{server_step} "
-                                              f"for another reason than {because!r}: " + describe(outcome, program))
-    return outcome
-
-
-def lesson_failures(step: str) -> list[str]:
-    """The checks of a step whose behaviour is the failure the step shows."""
-    return [key for key in STEP_CHECKS[step] if CHECK[key].lesson_failure]
