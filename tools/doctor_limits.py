@@ -12,30 +12,23 @@ machine cannot see count too (a container sharing its uid with the host)."""
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
 
 NEEDED = 600  # Processes the burst tests may run at once (two tests, 128 clients and their children).
 EXTRA = 12  # The room the probe leaves itself under its own low limit.
 
 
-def tasks(uid: int) -> int:
-    """Tasks (threads, as RLIMIT_NPROC counts them) of a real uid, in sight."""
-    count = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/status") as f:
-                    status = dict(line.split(":", 1) for line in f if ":" in line)
-                if int(status["Uid"].split()[0]) == uid:
-                    count += int(status["Threads"])
-            except (OSError, KeyError, ValueError):
-                pass
-    return count
+tasks = harness.tasks_of_user
 
 
 def probe() -> None:
@@ -67,27 +60,23 @@ def probe() -> None:
 
 
 def run_probe(prefix: list[str]) -> tuple[int, int, int]:
-    result = subprocess.run([*prefix, sys.executable, __file__, "probe"], capture_output=True, text=True,
-                            timeout=30)
+    """Run the probe with `prefix` (setpriv ..., or nothing). It runs from a copy of this folder's
+    Python files in a fresh temporary folder: an unused uid cannot reach a checkout inside a private
+    home folder (mode 700, as /root is)."""
+    here = Path(__file__).resolve().parent
+    folder = tempfile.mkdtemp(prefix="workshop-doctor-")
+    try:
+        os.chmod(folder, 0o755)
+        for name in ("doctor_limits.py", "harness.py", "steps.py"):
+            os.chmod(shutil.copy(here / name, folder), 0o644)
+        result = subprocess.run([*prefix, sys.executable, os.path.join(folder, "doctor_limits.py"), "probe"],
+                                capture_output=True, text=True, timeout=30, cwd=folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     if result.returncode != 0:
         raise RuntimeError((result.stderr.strip().splitlines() or ["failed"])[-1])
     made, limit, seen = (int(x) for x in result.stdout.split())
     return made, limit, seen
-
-
-def unused_uid() -> int | None:
-    """An uid with no account, no group and no process (not the harness's 54321 onwards)."""
-    for uid in range(55432, 60000):
-        for lookup in (pwd.getpwuid, grp.getgrgid):
-            try:
-                lookup(uid)
-                break
-            except KeyError:
-                pass
-        else:
-            if tasks(uid) == 0:
-                return uid
-    return None
 
 
 def binds(made: int, limit: int, seen: int, who: str) -> str | None:
@@ -109,14 +98,17 @@ def show(n: int) -> str:
 def verdict() -> str:
     uid = os.getuid()
     if uid == 0:
-        scratch = unused_uid()
-        if scratch is None:
-            return "FIX|no unused uid between 55432 and 60000 for step d's process lesson"
         try:
-            result = run_probe(["setpriv", f"--reuid={scratch}", f"--regid={scratch}", "--clear-groups"])
+            scratch, group = harness.scratch_identity()
+        except RuntimeError as error:
+            return f"FIX|{error}, for step d's process lesson"
+        try:
+            result = run_probe(["setpriv", f"--reuid={scratch}", f"--regid={group}", "--clear-groups"])
         except (RuntimeError, OSError) as error:
             return (f"FIX|root cannot run a server as an unused uid here (setpriv: {error}), so step d's "
                     "process limit cannot bind: run the workshop as an ordinary user")
+        finally:
+            harness.release_scratch_identity(scratch)
         wrong = binds(*result, f"unused uid {scratch}")
         if wrong:
             return f"FIX|{wrong}"
