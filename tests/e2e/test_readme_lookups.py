@@ -22,7 +22,7 @@ LOOKUP = re.compile(r"^\$ (.*\$\((pgrep [^()]*(?:\([^()]*\)[^()]*)*)\).*)$", re.
 def lookups() -> list[tuple[str, str, str]]:
     """(command line, its pgrep expression, the program it looks for)."""
     found = []
-    for match in LOOKUP.finditer((harness.REPO / "README.md").read_text()):
+    for match in (m for path in READMES for m in LOOKUP.finditer(path.read_text())):
         program = re.search(r"-x (webserver3[a-z])\b", match.group(2))
         assert program, f"a lookup that does not name its program exactly (-x): {match.group(0)}"
         found.append((match.group(1), match.group(2), program.group(1)))
