@@ -112,9 +112,15 @@ clean:
 #   make hint STEP=e        the next hint
 #   make watch STEP=e       re-check on every save
 SERVER ?=
-.PHONY: exercise check hint watch
-exercise hint watch:
+#   make progress          every step: passed, its first failing check, or not started
+.PHONY: exercise check hint watch progress
+exercise hint:
 	@$(INSTALL) exercise
+	@$(PYTHON) tools/exercises.py $@ $(STEP)
+# What runs checks builds client3 first: the burst checks use it.
+watch progress:
+	@$(INSTALL) exercise
+	@$(MAKE) client >/dev/null
 	@$(PYTHON) tools/exercises.py $@ $(STEP)
 check:
 	@$(INSTALL) exercise
@@ -141,7 +147,7 @@ fresh-check:
 # program, names the right one; anything else lists the targets.
 letter_of = $(if $(filter step_%,$(1)),$(word 2,$(subst _, ,$(1))),$(patsubst webserver3%,%,$(filter webserver3%,$(1))))
 step_for = $(filter step_$(call letter_of,$(1))_%,$(STEPS))
-suggestion = $(if $(call step_for,$(1)),that step is built by 'make $(call step_for,$(1))',$(if $(filter client%,$(1)),client3 is built by 'make client',the targets are: make, $(STEPS:%=make %,) make client, make test, make tour, make bench, make lint, make sanitize, make clean, make doctor, make exercise STEP=a))
+suggestion = $(if $(call step_for,$(1)),that step is built by 'make $(call step_for,$(1))',$(if $(filter client%,$(1)),client3 is built by 'make client',the targets are: make, $(STEPS:%=make %,) make client, make test, make tour, make bench, make lint, make sanitize, make clean, make doctor, make exercise STEP=a, make progress))
 
 Makefile: ;
 .DEFAULT:

@@ -61,7 +61,6 @@ import platform
 import re
 import signal
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -96,7 +95,6 @@ CPU_RATIO_TARGET = 1.10  # Step g's CPU time per request over the floor's, at mo
 PYTHON_CPU_RATIO_TARGET = 10.0  # Python's CPU time per request over step g's, at least.
 
 RESULTS = REPO / "bench" / "results"
-PT_INTERP = 3  # The ELF program header that names the dynamic loader.
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -126,7 +124,7 @@ class Subject:
             return f"{self.label:<16}{Path(self.program[-1]).name}"
         path = harness.binary(self.name)
         output = ", > file" if self.output_to_file else ""
-        return f"{self.label:<16}{path.name} ({'dynamic' if is_dynamic(path) else 'static'}{output})"
+        return f"{self.label:<16}{path.name} ({'dynamic' if harness.is_dynamic(path) else 'static'}{output})"
 
 
 class FileOutputServer:
@@ -208,17 +206,6 @@ class Figures:
     cpu_per_request: list[float] = field(default_factory=list)  # Seconds.
     parent_faults: list[float] = field(default_factory=list)  # Minor page faults per request.
     child_faults: list[float] = field(default_factory=list)
-
-
-def is_dynamic(path: Path) -> bool:
-    """Whether an ELF executable asks for a dynamic loader (has PT_INTERP)."""
-    with open(path, "rb") as f:
-        header = f.read(64)
-        phoff, = struct.unpack_from("<Q", header, 0x20)
-        phentsize, phnum = struct.unpack_from("<HH", header, 0x36)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    return any(struct.unpack_from("<I", table, i * phentsize)[0] == PT_INTERP for i in range(phnum))
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@
     python3 tools/exercises.py check STEP [BIN]   build it (or take BIN), run step STEP's checks
     python3 tools/exercises.py hint STEP          the next hint
     python3 tools/exercises.py watch STEP         re-check on every save (Ctrl-C to stop)
+    python3 tools/exercises.py progress           every step: passed, its first failing check, or not started
 
 The Makefile's `make exercise|check|hint|watch STEP=X` call this. The checks
 themselves are tools/checks/, the same ones the end-to-end tests run; each
@@ -12,6 +13,9 @@ step's task, hints and checks are its record in tools/steps.py.
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -24,12 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import checks  # noqa: E402
 import harness  # noqa: E402
 import steps  # noqa: E402
+from checks import code  # noqa: E402
 
 REPO = harness.REPO
 EXERCISES = Path(os.environ.get("WORKSHOP_EXERCISES", REPO / "exercises"))
 BUILD = Path(os.environ.get("WORKSHOP_EXERCISE_BUILD", REPO / "build" / "exercises"))
-# The steps' own warnings (their CMakeLists.txt), for the participant's file too.
-CXXFLAGS = ["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-O1", "-g"]
 
 def say(text: str = "") -> None:
     print(text, flush=True)
@@ -109,9 +112,104 @@ def skeleton() -> str:
             "// make check STEP=a tells how far it works; make hint STEP=a gives a hint.\n" + source)
 
 
-def starting_point(step: str) -> str:
-    previous = steps.STEPS[step].previous
-    return skeleton() if previous is None else previous.source.read_text()
+# ---------------------------------------------------------------------------
+# Verdicts: what make check last said of each step, kept beside the exercises.
+
+
+JUDGE_FILES = [REPO / "tools" / "steps.py", *sorted((REPO / "tools" / "checks").glob("*.py")),
+               REPO / "tools" / "checks" / "shim.cpp"]
+
+
+def fingerprint(path: Path) -> str:
+    """The participant's file and the judge's own code: a verdict holds while neither has changed."""
+    digest = hashlib.sha256(path.read_bytes() if path.exists() else b"")
+    for judge in JUDGE_FILES:
+        digest.update(judge.read_bytes())
+    return digest.hexdigest()
+
+
+def verdict_path(step: str) -> Path:
+    return EXERCISES / f".verdict-{step}.json"
+
+
+def load_verdict(step: str) -> dict | None:
+    try:
+        return json.loads(verdict_path(step).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def fresh_verdict(step: str) -> dict | None:
+    """The last verdict of the participant's file as it is now, if there is one."""
+    verdict = load_verdict(step)
+    if verdict and verdict.get("fingerprint") == fingerprint(exercise_path(step)):
+        return verdict
+    return None
+
+
+def save_verdict(step: str, passed: int, total: int, failing: checks.Outcome | None) -> dict:
+    verdict = {
+        "step": step,
+        "passed": passed == total,
+        "checks": [passed, total],
+        "failing": failing.check.key if failing else None,
+        "failing_title": failing.check.title if failing else None,
+        "hint": failing.hint if failing else None,
+        "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "fingerprint": fingerprint(exercise_path(step)),
+    }
+    EXERCISES.mkdir(parents=True, exist_ok=True)
+    verdict_path(step).write_text(json.dumps(verdict, indent=1) + "\n")
+    send_to_room(verdict)
+    return verdict
+
+
+def hints_shown(step: str) -> dict:
+    try:
+        return json.loads((EXERCISES / f".hints-{step}.json").read_text())
+    except (OSError, ValueError):
+        return {"evidence": None, "next": 0, "count": 0}
+
+
+def send_to_room(verdict: dict) -> None:
+    """Tell the room (make join) this verdict: never the code, never slower than half a second, never
+    changing the verdict."""
+    try:
+        import room_client
+    except ImportError:
+        return
+    note = room_client.send_verdict(verdict["step"], verdict["passed"], tuple(verdict["checks"]),
+                                    verdict["failing"], hints_shown(verdict["step"])["count"])
+    if note:
+        say(note)
+
+
+# ---------------------------------------------------------------------------
+# make exercise
+
+
+def starting_point(step: str) -> tuple[str, str]:
+    """The text a step's exercise starts from, and where it comes from, in words: the participant's own
+    previous step when it passes its checks, else the previous step's reference (a skeleton for the
+    first step)."""
+    record = steps.STEPS[step]
+    previous = record.previous
+    if previous is None:
+        return skeleton(), f"a skeleton of step {step}"
+    own = exercise_path(previous.letter)
+    if own.exists():
+        verdict = fresh_verdict(previous.letter)
+        if verdict is None:
+            say(f"Checking your step {previous.letter} first ({shown(own)}), to start from it if it passes ...")
+            quietly_check(previous.letter)
+            verdict = fresh_verdict(previous.letter)
+        if verdict and verdict["passed"]:
+            return own.read_text(), f"your own step {previous.letter}, which passes its checks"
+        failing = f" (its first failing check: {verdict['failing']})" if verdict and verdict["failing"] else ""
+        return (previous.source.read_text(),
+                f"step {previous.letter}'s reference server: your {shown(own)} does not pass its checks yet"
+                f"{failing}, and stays as it is")
+    return previous.source.read_text(), f"step {previous.letter}'s reference server"
 
 
 def cmd_exercise(step: str) -> int:
@@ -122,10 +220,9 @@ def cmd_exercise(step: str) -> int:
         say(f"To start over: rm {shown(path)} && make exercise STEP={step}")
         say(f"To check it:   make check STEP={step}")
         return 0
+    text, origin = starting_point(step)
     EXERCISES.mkdir(parents=True, exist_ok=True)
-    path.write_text(starting_point(step))
-    previous = task.previous
-    origin = f"a skeleton of step {step}" if previous is None else f"step {previous.letter}'s server"
+    path.write_text(text)
     say(f"Created {shown(path)} (it starts as {origin}).")
     say()
     say(f"Step {step}'s goal:")
@@ -143,25 +240,19 @@ def cmd_exercise(step: str) -> int:
 # make check
 
 
-def build(step: str) -> tuple[Path | None, list[str]]:
-    """Compile the participant's file. Returns the binary (None if the build
-    failed) and the warnings the compiler printed."""
+def build(step: str, quiet: bool = False) -> tuple[Path | None, list[str], str]:
+    """Compile the participant's file as the checks need it (tools/checks/code.py: the steps'
+    warnings, linked dynamically, with the compiler's call graph beside it). Returns the binary
+    (None if the build failed), the warnings, and what the compiler printed."""
     source = exercise_path(step)
-    if not source.exists():
-        say(f"{shown(source)} does not exist yet: run   make exercise STEP={step}")
-        return None, []
-    BUILD.mkdir(parents=True, exist_ok=True)
     binary = BUILD / f"webserver3{step}"
-    command = [os.environ.get("CXX", "c++"), *CXXFLAGS, "-o", str(binary), str(source)]
-    say(f"Building {shown(source)}: {' '.join(command[:-3])} ...")
-    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if result.stdout:
-        sys.stdout.write(result.stdout)  # Exactly as the compiler printed it.
+    if not quiet:
+        say(f"Building {shown(source)}: {os.environ.get('CXX', 'c++')} {' '.join(code.CXXFLAGS)} ...")
+    result = code.compile_server(source, binary)
+    if result.output and not quiet:
+        sys.stdout.write(result.output)  # Exactly as the compiler printed it.
         sys.stdout.flush()
-    if result.returncode != 0:
-        return None, []
-    warnings = [line for line in result.stdout.splitlines() if ": warning:" in line]
-    return binary, warnings
+    return result.binary, result.warnings, result.output
 
 
 def report(outcome: checks.Outcome, program: str) -> None:
@@ -177,11 +268,52 @@ def report(outcome: checks.Outcome, program: str) -> None:
         say(f"        hint:     {outcome.hint}")
 
 
-def cmd_check(step: str, server: str | None, only: str | None = None) -> int:
+def client3_ready() -> bool:
+    """The burst checks use client3: say so plainly when it is not built (make check builds it)."""
+    try:
+        harness.binary("client3")
+        return True
+    except FileNotFoundError:
+        say(f"client3 is not built ({harness.BIN}/client3): run   make client   (make check and make watch "
+            "build it themselves)")
+        return False
+
+
+def run_checks(step: str, program: str, source: Path | None, on_outcome=None, keys=None) -> list[checks.Outcome]:
     harness.prepare_process()
+    try:
+        return checks.run_step(step, program, on_outcome, source, keys)
+    finally:
+        harness.kill_and_reap_children(timeout=5)
+
+
+BUILD_CHECK = checks.Check("builds", "builds without warnings (-Wall -Wextra -Wpedantic)", lambda ctx: None,
+                           "The steps build clean: read the compiler's warning above and fix it.", "make check")
+
+
+def quietly_check(step: str) -> dict | None:
+    """Check the participant's file without printing the details (for make progress and make
+    exercise); keep and return the verdict."""
+    binary, warnings, output = build(step, quiet=True)
+    if binary is None:
+        failing = checks.Outcome(BUILD_CHECK, False, seen=(output.splitlines() or ["the build failed"])[0],
+                                 hint="The build failed: run make check STEP=" + step + " to see the compiler's messages.")
+        return save_verdict(step, 0, 1, failing)
+    outcomes = [o for o in run_checks(step, str(binary), exercise_path(step)) if not o.skipped]
+    failing = next((o for o in outcomes if not o.passed), None)
+    if warnings and failing is None:
+        failing = checks.Outcome(BUILD_CHECK, False, seen=warnings[0], hint=BUILD_CHECK.hint)
+    passed = sum(o.passed for o in outcomes) + int(not warnings)
+    return save_verdict(step, passed, len(outcomes) + 1, failing)
+
+
+def cmd_check(step: str, server: str | None, only: str | None = None) -> int:
+    if not client3_ready():
+        return 1
     try:
         total = passed = 0
         source = None
+        failing = None
         if server:
             program = str(Path(server).resolve())
             if not os.access(program, os.X_OK):
@@ -189,51 +321,75 @@ def cmd_check(step: str, server: str | None, only: str | None = None) -> int:
                 return 1
             say(f"Checking {server} against step {step}'s checks:")
         else:
-            binary, warnings = build(step)
+            if not exercise_path(step).exists():
+                say(f"{shown(exercise_path(step))} does not exist yet: run   make exercise STEP={step}")
+                return 1
+            binary, warnings, output = build(step)
             if binary is None:
                 say(f"make check STEP={step}: the build failed (the compiler's messages are above).")
+                save_verdict(step, 0, 1, checks.Outcome(
+                    BUILD_CHECK, False, seen=(output.splitlines() or ["the build failed"])[0],
+                    hint="The build failed: read the compiler's first error above, and fix it first."))
                 return 1
             program = str(binary)
             source = exercise_path(step)
             total, passed = 1, int(not warnings)
             say(f"Checking step {step}:")
-            say(f"  {'PASS' if not warnings else 'FAIL'}  builds without warnings (-Wall -Wextra -Wpedantic)")
+            say(f"  {'PASS' if not warnings else 'FAIL'}  {BUILD_CHECK.title}")
             if warnings:
+                failing = checks.Outcome(BUILD_CHECK, False, seen=warnings[0], hint=BUILD_CHECK.hint)
                 say(f"        seen:     {warnings[0]}")
-                say("        hint:     the steps build clean; read the compiler's warning above and fix it.")
+                say(f"        hint:     {BUILD_CHECK.hint}")
         shown_program = shown(Path(program))
         keys = [only] if only else None
-        for outcome in checks.run_step(step, program, lambda o: report(o, shown_program), source, keys):
+        for outcome in run_checks(step, program, source, lambda o: report(o, shown_program), keys):
             if outcome.skipped:
                 continue
             total += 1
             passed += outcome.passed
+            if not outcome.passed and failing is None:
+                failing = outcome
         say(f"{passed} of {total} checks passed" + (f": step {step} works." if passed == total else
-                                                   f". make hint STEP={step} shows the next hint."))
+                                                   f". make hint STEP={step} shows a hint for the first failure."))
+        if not server and not only:
+            save_verdict(step, passed, total, failing)
         return 0 if passed == total else 1
     except KeyboardInterrupt:
         say("\ninterrupted: stopping everything the check started")
-        return 130
-    finally:
         harness.kill_and_reap_children(timeout=5)
+        return 130
 
 
 # ---------------------------------------------------------------------------
-# make hint, make watch
+# make hint, make watch, make progress
 
 
 def cmd_hint(step: str) -> int:
-    hints = steps.STEPS[step].hints
-    state = EXERCISES / f".hints-{step}"
-    shown_before = int(state.read_text()) if state.exists() else 0
-    if shown_before >= len(hints):
-        say(f"That was the last hint for step {step} (all {len(hints)} shown). The step's README, "
-            f"{steps.STEPS[step].folder}/README.md, explains the lesson. To see the hints again: rm {shown(state)}")
-        return 0
-    say(f"Hint {shown_before + 1} of {len(hints)} for step {step}:")
-    say(wrapped(hints[shown_before]))
+    """First the hint for the check that failed last (chosen from what it saw), once per failure;
+    then the step's own hints, in order."""
+    record = steps.STEPS[step]
+    state = hints_shown(step)
+    verdict = load_verdict(step)
     EXERCISES.mkdir(parents=True, exist_ok=True)
-    state.write_text(str(shown_before + 1))
+    if verdict and not verdict["passed"] and verdict.get("hint") and state.get("evidence") != verdict["at"]:
+        state["evidence"] = verdict["at"]
+        state["count"] = state.get("count", 0) + 1
+        (EXERCISES / f".hints-{step}.json").write_text(json.dumps(state))
+        say(f"Your last make check STEP={step} failed on: {verdict['failing_title']}")
+        say(wrapped(verdict["hint"]))
+        if state["next"] < len(record.hints):
+            say(f"(make hint STEP={step} again for the step's other hints)")
+        return 0
+    if state["next"] >= len(record.hints):
+        say(f"That was the last hint for step {step} (all {len(record.hints)} shown). The step's README, "
+            f"{record.folder}/README.md, explains the lesson. To see the hints again: "
+            f"rm {shown(EXERCISES / f'.hints-{step}.json')}")
+        return 0
+    say(f"Hint {state['next'] + 1} of {len(record.hints)} for step {step}:")
+    say(wrapped(record.hints[state["next"]]))
+    state["next"] += 1
+    state["count"] = state.get("count", 0) + 1
+    (EXERCISES / f".hints-{step}.json").write_text(json.dumps(state))
     return 0
 
 
@@ -241,6 +397,8 @@ def cmd_watch(step: str) -> int:
     path = exercise_path(step)
     if not path.exists():
         say(f"{shown(path)} does not exist yet: run   make exercise STEP={step}")
+        return 1
+    if not client3_ready():
         return 1
     say(f"Watching {shown(path)}: every save runs make check STEP={step}. Ctrl-C to stop.")
     last = None
@@ -257,11 +415,48 @@ def cmd_watch(step: str) -> int:
         return 0
 
 
+def cmd_progress() -> int:
+    """The report card: every step, passed, its first failing check, or not started."""
+    if not client3_ready():
+        return 1
+    rows, counts = [], {"passed": 0, "failing": 0, "not started": 0}
+    for letter, record in steps.STEPS.items():
+        path = exercise_path(letter)
+        if not path.exists():
+            rows.append((letter, record.title, "not started", ""))
+            counts["not started"] += 1
+            continue
+        verdict = fresh_verdict(letter)
+        if verdict is None:
+            why = "not checked yet" if load_verdict(letter) is None else "changed since its last check"
+            say(f"checking step {letter} ({shown(path)}: {why}) ...")
+            verdict = quietly_check(letter)
+        else:
+            send_to_room(verdict)
+        passed, total = verdict["checks"]
+        if verdict["passed"]:
+            rows.append((letter, record.title, "passed", f"{passed} of {total}"))
+            counts["passed"] += 1
+        else:
+            rows.append((letter, record.title, f"failing: {verdict['failing']}", f"{passed} of {total}"))
+            counts["failing"] += 1
+    say()
+    say(f"{'step':<5} {'':<48} {'result':<28} checks")
+    for letter, title, result, numbers in rows:
+        say(f"{letter:<5} {title:<48} {result:<28} {numbers}")
+    say(f"{counts['passed']} of {len(rows)} steps passed, {counts['failing']} failing, "
+        f"{counts['not started']} not started." + (" make check STEP=X for the details of a failing step."
+                                                    if counts["failing"] else ""))
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) < 1 or argv[0] not in ("exercise", "check", "hint", "watch"):
+    if len(argv) < 1 or argv[0] not in ("exercise", "check", "hint", "watch", "progress"):
         say(__doc__.strip())
         return 2
     command = argv[0]
+    if command == "progress" or (command == "check" and len(argv) == 1):
+        return cmd_progress()
     typed = (argv[1] if len(argv) > 1 else "").strip()
     record = steps.step(typed) if typed else None
     first, last = steps.LETTERS[0], steps.LETTERS[-1]

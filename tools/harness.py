@@ -20,6 +20,7 @@ import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -44,6 +45,26 @@ def binary(name: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path} is not built yet: run 'make' first")
     return path
+
+
+PT_INTERP = 3  # The ELF program header that names the dynamic loader.
+
+
+def is_dynamic(path: Path | str) -> bool:
+    """Whether a program is a 64-bit ELF executable that asks for a dynamic loader (has PT_INTERP):
+    only such a program loads what LD_PRELOAD names."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(64)
+            if header[:5] != b"\x7fELF\x02":
+                return False
+            phoff, = struct.unpack_from("<Q", header, 0x20)
+            phentsize, phnum = struct.unpack_from("<HH", header, 0x36)
+            f.seek(phoff)
+            table = f.read(phentsize * phnum)
+    except (OSError, struct.error):
+        return False
+    return any(struct.unpack_from("<I", table, i * phentsize)[0] == PT_INTERP for i in range(phnum))
 
 
 # ---------------------------------------------------------------------------

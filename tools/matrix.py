@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import checks  # noqa: E402
 import harness  # noqa: E402
 import steps  # noqa: E402
+from checks import code  # noqa: E402
 
 COMMITTED = steps.REPO / "tests" / "check-matrix.txt"
 
@@ -31,6 +32,11 @@ def _signature(key: str, step: str) -> tuple:
     signature against the same server are one run, shared by the steps."""
     record = steps.STEPS[step]
     return (key, record.lesson_stderr, record.prints if key == "lines_once" else None)
+
+
+def reference_program(letter: str) -> str:
+    """Step `letter`'s reference, built as make check builds a participant's file."""
+    return str(code.reference_build(steps.STEPS[letter].source))
 
 
 def matrix(program_of: Callable[[str], str], jobs: int = 3,
@@ -83,7 +89,7 @@ def main(argv: list[str]) -> int:
     harness.prepare_process()
     started = time.monotonic()
     try:
-        results = matrix(lambda letter: str(harness.binary(letter)), jobs=int(os.environ.get("JOBS", 6)))
+        results = matrix(reference_program, jobs=int(os.environ.get("JOBS", 6)))
     finally:
         harness.kill_and_reap_children(timeout=5)
     text = matrix_text(results)

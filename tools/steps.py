@@ -139,8 +139,8 @@ RECORDS = [
     Step(
         "e", "a SIGCHLD handler, and EINTR",
         "the SIGCHLD handler interrupts accept(): the server dies",
-        checks=("curl_ends", "reports_child", "eintr", "handler_safe", "escapes", "lines_once", "child_exits",
-                "parent_closes"),
+        checks=("curl_ends", "reports_child", "eintr", "handler_safe", "handler_errno", "escapes", "lines_once",
+                "child_exits", "parent_closes"),
         sleep=3,
         lesson_stderr="accept: Interrupted system call",
         prints=("parent", "child", "terminated"),
@@ -163,8 +163,8 @@ RECORDS = [
     Step(
         "f", "accept() restarted, and a burst",
         "accept() restarted, but a burst of 128 clients leaves zombies",
-        checks=("curl_ends", "survives", "burst_zombies", "handler_safe", "escapes", "lines_once", "child_exits",
-                "parent_closes"),
+        checks=("curl_ends", "survives", "burst_zombies", "accept_fatal", "handler_safe", "handler_errno",
+                "escapes", "lines_once", "child_exits", "parent_closes"),
         backlog=1024,
         prints=("parent", "child", "terminated"),
         goal="Survive the signal: when accept() fails with EINTR nothing went wrong, so call it again. "
@@ -179,8 +179,8 @@ RECORDS = [
     Step(
         "g", "a waitpid() loop",
         "a waitpid() loop: no zombie, however many clients",
-        checks=("curl_ends", "survives", "no_zombies", "keeps_accepting", "handler_safe", "low_nofile", "escapes",
-                "lines_once", "child_exits", "parent_closes"),
+        checks=("curl_ends", "survives", "no_zombies", "keeps_accepting", "low_nofile", "accept_fatal",
+                "handler_safe", "handler_errno", "escapes", "lines_once", "child_exits", "parent_closes"),
         backlog=1024,
         prints=("parent", "child", "terminated"),
         goal="Collect every child, however many exit at once: the handler loops on waitpid() with WNOHANG "

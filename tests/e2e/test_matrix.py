@@ -13,7 +13,6 @@ step's lesson and its fix are proven here, and nowhere again."""
 import re
 
 import checks
-import harness
 import matrix
 import pytest
 import steps
@@ -45,14 +44,14 @@ committed_rows = matrix.committed_rows
 def test_column(server):
     # Every run of the column at once (29 of them): most of them wait, for a failing server's
     # bound, so the column takes about as long as its longest check.
-    results = matrix.matrix(lambda letter: str(harness.binary(letter)), jobs=32, servers=server)
+    results = matrix.matrix(matrix.reference_program, jobs=32, servers=server)
     slow = {f"step {step} {key}": round(o.seconds, 1) for (step, key, _), o in results.items() if o.seconds >= 15}
     assert not slow, f"each check must complete in under 15 s, on webserver3{server}: {slow}"
     skipped = {f"step {step} {key}": o.skipped for (step, key, _), o in results.items() if o.skipped}
     assert not skipped, f"checks that did not run on webserver3{server}: {skipped}"
     rows = committed_rows()
     column = steps.LETTERS.index(server)
-    program = str(harness.binary(server))
+    program = matrix.reference_program(server)
     changed, wrong_reason = [], []
     for (step, key, _), outcome in results.items():
         want = rows.get((step, key), ["?"] * len(steps.LETTERS))[column]

@@ -4,29 +4,51 @@ keys of its checks).
 
 A behaviour is observed in the running program: its output, /proc, ps, its
 exit status, under a forced fault (a low open-files limit, a burst of
-clients). Where only the code can tell (what the signal handler calls), the
-code is read as the compiler sees it (tools/checks/code.py), never by
-spelling. A behaviour that is a failure in its step (step d's curl that never
-ends, step e's death by EINTR, step f's zombies after a burst) is what that
-step's check expects.
+clients, a descriptor limit that makes accept() fail). Where only the code
+can tell (what the signal handler calls), the code is read as the compiler
+sees it (tools/checks/code.py), never by its spelling. A behaviour that is a
+failure in its step (step d's curl that never ends, step e's death by EINTR,
+step f's zombies after a burst) is what that step's check expects.
+
+Waits: what must happen gets a generous bound, and the check goes on as soon
+as it has happened (a room's shared machine may be slow); what must not
+happen is watched for a short while only. Each wait says which it is.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import resource
 import signal
+import socket
 import time
-from pathlib import Path
 
 import harness
-from checks.framework import Check, Context, Failed, NotChecked, expect, quote
+from checks import code
+from checks.framework import Check, Context, Failed, NotChecked, expect, quote, visible
 
-ESCAPE_REQUEST = b"GET /\x1b[2J\x1b]0;owned\x07 HTTP/1.1\r\nHost: localhost\r\n\r\n"
-ESCAPED_LINE = "GET /\\x1b[2J\\x1b]0;owned\\x07 HTTP/1.1"
+# Bounds for what must happen: generous, since a busy machine (a room's, load 5 to 11 on two cores)
+# may take seconds for what takes milliseconds on a quiet one. A passing server ends each wait as
+# soon as what it waits for has happened.
+MUST = 10.0
+# The request that the escaping is checked with: bytes that would drive a terminal (clear the screen,
+# set its title, ring the bell), DEL and a byte that is not ASCII.
+ESCAPE_REQUEST = b"GET /\x1b[2J\x1b]0;owned\x07\x7f\xff HTTP/1.1\r\nHost: localhost\r\n\r\n"
+# The answers that the contract allows: the article's bare line feeds, or HTTP's CRLF.
+ANSWERS = (b"HTTP/1.1 200 OK\r\n\r\nHello, World!\n", b"HTTP/1.1 200 OK\n\nHello, World!\n")
 
-# ---------------------------------------------------------------------------
-# The behaviours.
+# The lines a step's server prints, by name (a step's record lists the ones it prints: `prints`).
+# name: (as make check names it, a regular expression, printed once in all rather than once per request)
+LINES = {
+    "parent": ("Parent PID (PPID)", r"^Parent PID \(PPID\): \d+$", True),  # Before the loop.
+    "child": ("Child PID", r"^Child PID: \d+\. Parent PID \d+$", False),  # By the process that answers.
+    "held": ("Connections held open", r"^Connections held open by the parent: \d+$", False),  # Step d's parent.
+    "terminated": ("Child N terminated", r"^Child \d+ terminated with status", False),  # Whoever collects it.
+}
+STRUCTURE = re.compile(rb"^(?:Serving HTTP on port \d+ \.\.\.|Parent PID \(PPID\): \d+|Child PID: \d+\. Parent PID \d+"
+                       rb"|Connections held open by the parent: \d+|Child \d+ terminated with status \d+)$")
 
 # By hand: the server on a port the kernel chooses (on a shared machine another user's server may hold
 # any fixed port), its output in a file, the port read from its first line into $P. $! is the server.
@@ -41,103 +63,208 @@ SERVE = serve()
 CURL = "curl -v --max-time 5 http://localhost:$P/hello"
 
 
+# ---------------------------------------------------------------------------
+# a and b: the answer, the printed request, the sleep.
+
+
 def answers(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
         for attempt in ("first", "second"):
-            data, closed = harness.http_get(server.port, timeout=3)
-            expect(data == b"HTTP/1.1 200 OK\r\n\r\nHello, World!\n" and closed,
-                   f"the {attempt} request answered 'HTTP/1.1 200 OK\\r\\n\\r\\nHello, World!\\n', then closed",
-                   f"{quote(data)}, connection {'closed' if closed else 'still open after 3 s'}")
+            data, closed = harness.http_get(server.port, timeout=MUST)
+            expect(data in ANSWERS and closed,
+                   f"the {attempt} request answered 'HTTP/1.1 200 OK', a blank line and 'Hello, World!\\n' "
+                   "(no Content-Length), then the connection closed",
+                   f"{quote(data)}, connection {'closed' if closed else f'still open after {MUST:g} s'}",
+                   "Send HTTP_RESPONSE whole (send_all()), then close the connection: the client knows the "
+                   "body is complete only when the connection closes." if data not in ANSWERS else
+                   "Close the connection after answering (close(client_connection)).")
         ctx.quiet_stderr(server)
+
+
+_ESCAPES = {b"a": 7, b"b": 8, b"t": 9, b"n": 10, b"v": 11, b"f": 12, b"r": 13, b"e": 27, b"\\": 92, b'"': 34,
+            b"'": 39}
+
+
+def unescape(printed: bytes) -> bytes | None:
+    """The bytes that printed text stands for, reading C's escapes (\\x1b, \\033, \\e, \\r, \\\\ ...);
+    None if a raw byte that is not printable text (a control byte, DEL, a byte over 0x7f) was printed."""
+    out, i = bytearray(), 0
+    while i < len(printed):
+        c = printed[i]
+        if c == 0x5C and i + 1 < len(printed):  # A backslash.
+            rest = printed[i + 1:]
+            if m := re.match(rb"[xX]([0-9a-fA-F]{2})", rest):
+                out.append(int(m.group(1), 16))
+                i += 1 + len(m.group(0))
+                continue
+            if m := re.match(rb"[0-7]{3}", rest):
+                out.append(int(m.group(0), 8) & 0xFF)
+                i += 4
+                continue
+            if rest[:1] in _ESCAPES:
+                out.append(_ESCAPES[rest[:1]])
+                i += 2
+                continue
+        if c != 0x0A and (c < 0x20 or c >= 0x7F):
+            return None
+        out.append(c)
+        i += 1
+    return bytes(out)
+
+
+def printed_request(raw: bytes) -> bytes:
+    """What a server printed besides its first line and the lines of its own (Child PID ...)."""
+    lines = [line for line in raw.split(b"\n")[1:] if not STRUCTURE.match(line)]
+    return b"\n".join(lines)
 
 
 def prints_request_escaped(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
-        harness.http_get(server.port, timeout=5, until=harness.BODY, request=ESCAPE_REQUEST)
-        line = server.out.wait_for(r"^GET /", 5)
-        expect(line is not None, "the request printed as received (GET ...)",
-               f"stdout {quote(server.out.text())}",
-               "Print the bytes that recv() returned, as they came (with write(), or printf and fflush).")
-        text = server.out.text()
-        expect(line.string == ESCAPED_LINE and "\x1b" not in text and "\r" not in text,
-               f"control bytes shown escaped: {ESCAPED_LINE!r}", f"{quote(line.string)}",
-               "A request is untrusted input: print it through escape_request(), never raw.")
-        expect(server.out.wait_for(r"^Host: localhost$", 2), "the request's next line printed: 'Host: localhost'",
-               f"stdout {quote(server.out.text())}", "Print the whole request, every line of it.")
+        harness.http_get(server.port, timeout=MUST, until=harness.BODY, request=ESCAPE_REQUEST)
+        # The request is printed before it is answered; give a child a moment to reach stdout.
+        server.out.wait_for(r"^Host: localhost", MUST)
+        time.sleep(0.1)
+        raw = bytes(server.out.raw)
+        shown = printed_request(raw)
+        meant = ESCAPE_REQUEST.replace(b"\r\n", b"\n")
+        decoded = unescape(shown)
+        expect(decoded is not None,
+               "the request printed with every byte that is not printable text escaped (\\x1b for ESC)",
+               f"raw bytes on stdout: {quote(shown.decode('latin-1'))}",
+               "A request is untrusted input: escape every byte that is not printable text (below 0x20 but the "
+               "line break, DEL 0x7f, and every byte above 0x7f), never print it raw.")
+        # Line endings: CRLF may be printed as a line break, or escaped.
+        normal = decoded.replace(b"\r\n", b"\n").strip(b"\n")
+        want = meant.strip(b"\n")
+        if normal != want:
+            if normal == want + b"\n\n" + want or normal.count(want) > 1:
+                seen, hint = "the request printed twice", "Print what recv() returned once."
+            elif want.startswith(normal):
+                seen = f"only the first {len(normal)} of its {len(want)} bytes"
+                hint = ("Print every byte that recv() returned (n of them), not up to a NUL or a line break, "
+                        "and the whole request, every line of it.")
+            elif normal.startswith(want):
+                seen = f"bytes the client never sent after it: {quote(visible(normal[len(want):].decode('latin-1')))}"
+                hint = ("Print exactly the n bytes that recv() returned, not the whole buffer: the rest of it "
+                        "holds what the client never sent.")
+            else:
+                seen = f"{quote(shown.decode('latin-1'))}"
+                hint = "Print the bytes that recv() returned, in order, escaped, and nothing else."
+            raise Failed("the request printed exactly as received, each byte that is not printable text escaped: "
+                         f"{quote(meant.decode('latin-1'))}", seen, hint)
         ctx.quiet_stderr(server)
+
+
+def _wait_closed(sock: socket.socket, timeout: float) -> float | None:
+    """Read until end of file; the time it came, or None if it did not come within `timeout`."""
+    _, closed = harness.receive(sock, timeout)
+    return time.monotonic() if closed else None
 
 
 def second_client_waits(ctx: Context) -> None:
-    pause = 2.0
-    with ctx.server(*ctx.sleep_args(required=True, seconds=pause)) as server:
-        first, _ = harness.http_get(server.port, timeout=5, until=harness.BODY)
-        expect(first.endswith(harness.BODY), "the first client answered", quote(first))
-        with harness.connect(server.port, timeout=1) as second:  # The backlog takes it at once.
-            second.sendall(harness.REQUEST)
-            early, _ = harness.receive(second, pause / 2)
-            printed = len(server.out.matches(r"^GET /hello"))
-            # Answered at once already fails below: no use waiting for the rest of it.
-            late = harness.receive(second, pause + 5, until=harness.BODY)[0] if early == b"" else b""
-        expect(early == b"" and printed == 1,
-               f"the second client waits: no answer, its request not even read, during the first {pause:g} s sleep",
-               f"answered at once: {quote(early)}" if early else f"{printed} requests printed during the sleep",
-               "The iterative server sleeps after answering, before it accept()s again: the pause belongs "
-               "after close() of the connection, in the same loop, with no fork.")
-        expect((early + late).endswith(harness.BODY), "the second client answered after the sleep",
-               quote(early + late))
+    pause = 1.5  # A fraction: a server that drops it (sleeps 1 s) is seen.
+    with ctx.server(*ctx.sleep_args(pause, required=True)) as server:
+        with harness.connect(server.port, timeout=MUST) as first:
+            first.sendall(harness.REQUEST)
+            answer, _ = harness.receive(first, MUST, until=harness.BODY)
+            answered = time.monotonic()
+            expect(answer.endswith(harness.BODY), "the first client answered", quote(answer))
+            with harness.connect(server.port, timeout=MUST) as second:  # The backlog takes it at once.
+                second.sendall(harness.REQUEST)
+                # Must not happen: watched for most of the sleep only.
+                early, _ = harness.receive(second, pause * 0.6)
+                printed = len(server.out.matches(r"^GET /hello"))
+                expect(early == b"" and printed == 1,
+                       f"the second client waits: no answer, its request not even read, during the first "
+                       f"client's {pause:g} s sleep",
+                       f"answered at once: {quote(early)}" if early else f"{printed} requests printed during the sleep",
+                       "The iterative server sleeps in its own loop, with no fork: after answering, sleep, then "
+                       "close the connection, and only then accept() the next one.")
+                closed = _wait_closed(first, MUST)
+                late, _ = harness.receive(second, MUST + pause, until=harness.BODY)
+                second_at = time.monotonic()
+        expect(closed is not None, "the first client's connection closed after the sleep",
+               f"still open {MUST:g} s after its answer", "Close the connection after the sleep.")
+        expect(late.endswith(harness.BODY), "the second client answered after the sleep", quote(late))
+        expect(closed - answered >= 0.9 * pause,
+               f"the first client's connection closed only after the {pause:g} s sleep (the pause comes after "
+               "answering and before close(), as in the article)",
+               f"closed {closed - answered:.2f} s after the answer" +
+               (f"; the second client answered {second_at - answered:.2f} s after it" if second_at - answered >= 0.9 * pause
+                else ""),
+               "The pause goes after the answer is sent and before close(): the first client's curl ends only "
+               "when the sleep is over, as in the article." if second_at - answered >= 0.9 * pause else
+               f"--sleep {pause:g} slept about {closed - answered:.1f} s: parse it with fractions (strtod) and "
+               "sleep with nanosleep(), which takes fractions of a second.")
+        expect(second_at - answered >= 0.9 * pause,
+               f"the second client answered only after the first one's {pause:g} s sleep",
+               f"answered {second_at - answered:.2f} s after the first",
+               f"--sleep {pause:g} slept about {second_at - answered:.1f} s: parse it with fractions (strtod) "
+               "and sleep with nanosleep(), which takes fractions of a second.")
         ctx.quiet_stderr(server)
 
 
+# ---------------------------------------------------------------------------
+# c: fork.
+
+
 def both_at_once(ctx: Context) -> None:
-    pause = 2.0
-    with ctx.server(*ctx.sleep_args(required=True, seconds=pause)) as server:
-        first, _ = harness.http_get(server.port, timeout=5, until=harness.BODY)
-        expect(first.endswith(harness.BODY), "the first client answered", quote(first))
-        with harness.connect(server.port, timeout=1) as second:
-            second.sendall(harness.REQUEST)
-            early, _ = harness.receive(second, pause / 2, until=harness.BODY)
-        expect(early.endswith(harness.BODY),
-               f"a second client answered at once, while the first one's child sleeps {pause:g} s",
-               f"nothing within {pause / 2:g} s: {quote(early)}",
-               "fork() after accept(): the child answers and sleeps, the parent goes straight back to accept().")
+    pause = 3.5  # A fraction: a child that sleeps 3 s instead is seen.
+    with ctx.server(*ctx.sleep_args(pause, required=True)) as server:
+        with harness.connect(server.port, timeout=MUST) as first:
+            first.sendall(harness.REQUEST)
+            answer, _ = harness.receive(first, MUST, until=harness.BODY)
+            answered = time.monotonic()
+            expect(answer.endswith(harness.BODY), "the first client answered", quote(answer))
+            with harness.connect(server.port, timeout=MUST) as second:
+                second.sendall(harness.REQUEST)
+                # Must happen, and before the first child's sleep is over: as long as that allows.
+                early, _ = harness.receive(second, pause - 1.0, until=harness.BODY)
+            expect(early.endswith(harness.BODY),
+                   f"a second client answered at once, while the first one's child sleeps {pause:g} s",
+                   f"nothing within {pause - 1.0:g} s: {quote(early)}",
+                   "fork() after accept(): the child answers and sleeps, the parent goes straight back to "
+                   "accept().")
+            closed = _wait_closed(first, MUST + pause)
+        expect(closed is not None and closed - answered >= 0.9 * pause,
+               f"the first client's connection closed after its child's {pause:g} s sleep",
+               "never closed" if closed is None else f"closed {closed - answered:.2f} s after the answer",
+               "The child sleeps --sleep seconds after answering, then closes its connection and exits; "
+               "--sleep takes fractions (strtod, nanosleep()).")
         ctx.quiet_stderr(server)
 
 
 def child_pids(ctx: Context) -> None:
-    with ctx.server(*ctx.sleep_args(required=True, seconds=2)) as server:
-        expect(server.out.wait_for(rf"^Parent PID \(PPID\): {server.pid}$", 2),
+    with ctx.server(*ctx.sleep_args(5, required=True)) as server:
+        expect(server.out.wait_for(rf"^Parent PID \(PPID\): {server.pid}$", MUST),
                f"'Parent PID (PPID): {server.pid}' after the first line", quote(server.out.text()),
                "Print getpid() once, before the loop, as 'Parent PID (PPID): P', and fflush(stdout).")
-        clients = [harness.connect(server.port) for _ in range(2)]
+        clients = [harness.connect(server.port, timeout=MUST) for _ in range(2)]
         try:
             for sock in clients:
                 sock.sendall(harness.REQUEST)
             for sock in clients:
-                harness.receive(sock, 5, until=harness.BODY)
-            server.out.wait_for(r"^Child PID: ", 2, count=2)
+                harness.receive(sock, MUST, until=harness.BODY)
+            server.out.wait_for(r"^Child PID: ", MUST, count=2)
             lines = server.out.matches(r"^Child PID: (\d+)\. Parent PID (\d+)$")
-            sleeping = {p.pid for p in server.children() if p.state != "Z"}  # Each child sleeps 2 s.
+            children = server.children()
+            sleeping = {p.pid for p in children if p.state != "Z"}  # Each child sleeps 5 s.
+            if not lines and sleeping:
+                hint = ("The children answered and sleep, but their lines are not printed: printed with printf "
+                        "and not flushed? stdout is a pipe here, so stdio keeps the line in its buffer, and "
+                        "_exit() throws it away. fflush(stdout) after the printf, or write() it.")
+            else:
+                hint = ("The child prints getpid() and getppid(), once per connection, before it answers; "
+                        "then it sleeps --sleep seconds.")
             expect(len(lines) == 2 and all(int(m.group(2)) == server.pid and int(m.group(1)) in sleeping
                                            for m in lines),
                    f"two lines 'Child PID: X. Parent PID {server.pid}', X each a sleeping child of the server",
                    f"lines {[m.string for m in lines]}, children (pid, state) "
-                   f"{sorted((p.pid, p.state) for p in server.children())}",
-                   "The child prints getpid() and getppid(), once per connection, before it answers; "
-                   "then it sleeps --sleep seconds.")
+                   f"{sorted((p.pid, p.state) for p in children)}", hint)
         finally:
             for sock in clients:
                 sock.close()
         ctx.quiet_stderr(server)
-
-
-# The lines a step's server prints, by name (a step's record lists the ones it prints: `prints`).
-# name: (as make check names it, a regular expression, printed once in all rather than once per request)
-LINES = {
-    "parent": ("Parent PID (PPID)", r"^Parent PID \(PPID\): \d+$", True),  # Before the loop.
-    "child": ("Child PID", r"^Child PID: \d+\. Parent PID \d+$", False),  # By the process that answers.
-    "held": ("Connections held open", r"^Connections held open by the parent: \d+$", False),  # Step d's parent.
-    "terminated": ("Child N terminated", r"^Child \d+ terminated with status", False),  # Whoever collects it.
-}
 
 
 def lines_once(ctx: Context) -> None:
@@ -145,9 +272,9 @@ def lines_once(ctx: Context) -> None:
     # A step whose lesson is a death (e) serves one request only.
     requests = 1 if ctx.step.lesson_stderr else 3
     with ctx.server(*ctx.sleep_args()) as server:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + MUST
         for done in range(1, requests + 1):
-            harness.http_get(server.port, timeout=10, until=harness.BODY)
+            harness.http_get(server.port, timeout=MUST, until=harness.BODY)
             if "terminated" in prints:
                 # One child at a time: two children exiting together may send
                 # one merged SIGCHLD, and step f's handler then reports one of
@@ -155,8 +282,7 @@ def lines_once(ctx: Context) -> None:
                 server.out.wait_for(LINES["terminated"][1], max(0.1, deadline - time.monotonic()), count=done)
         server.out.wait_for(r"^GET /hello", max(0.1, deadline - time.monotonic()), count=requests)
         server.settled_children(timeout=max(0.5, deadline - time.monotonic()))
-        counts = {"Serving HTTP on port": (1, r"^Serving HTTP on port"),
-                  "GET /hello": (requests, r"^GET /hello")}
+        counts = {"Serving HTTP on port": (1, r"^Serving HTTP on port"), "GET /hello": (requests, r"^GET /hello")}
         for name in prints:
             shown, regex, once = LINES[name]
             counts[shown] = (1 if once else requests, regex)
@@ -184,18 +310,24 @@ def socket_links(pid: int) -> set[str]:
     return links
 
 
+def _live_children(server: harness.Server, timeout: float) -> list[harness.Proc]:
+    deadline = time.monotonic() + timeout
+    while True:
+        live = [p for p in server.children() if p.state != "Z"]
+        if live or time.monotonic() > deadline:
+            return live
+        time.sleep(0.01)
+
+
 def child_closes_listener_and_exits(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
         listener = socket_links(server.pid)
-        with harness.connect(server.port) as sock:
+        with harness.connect(server.port, timeout=MUST) as sock:
             # No request yet: the child waits in recv(), long enough to look at it.
-            deadline = time.monotonic() + 2
-            while not [p for p in server.children() if p.state != "Z"] and time.monotonic() < deadline:
-                time.sleep(0.01)
-            live = [p for p in server.children() if p.state != "Z"]
+            live = _live_children(server, MUST)
             expect(len(live) == 1, "a child for the connection", f"children {live}",
                    "fork() after accept(), once per connection.")
-            child_sockets, until = socket_links(live[0].pid), time.monotonic() + 1
+            child_sockets, until = socket_links(live[0].pid), time.monotonic() + MUST
             while child_sockets & listener and time.monotonic() < until:  # Just forked: give it time to close.
                 time.sleep(0.01)
                 child_sockets = socket_links(live[0].pid)
@@ -204,9 +336,9 @@ def child_closes_listener_and_exits(ctx: Context) -> None:
                    f"child {live[0].pid} holds {sorted(child_sockets)}, the listener is {sorted(listener)}",
                    "In the child (fork() returned 0), close(listen_socket) first: only the parent accepts.")
             sock.sendall(harness.REQUEST)
-            data, _ = harness.receive(sock, 5, until=harness.BODY)
+            data, _ = harness.receive(sock, MUST, until=harness.BODY)
             expect(data.endswith(harness.BODY), "the child answers", quote(data))
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + MUST
         while time.monotonic() < deadline:
             still = [p for p in server.children() if p.pid == live[0].pid and p.state != "Z"]
             if not still:
@@ -216,16 +348,24 @@ def child_closes_listener_and_exits(ctx: Context) -> None:
                f"child {live[0].pid} still running: {harness.ps_rows(server.pid)!r}",
                "End the child with _exit(EXIT_SUCCESS) right after it closes its connection; without it "
                "the child falls back into the parent's loop.")
+        events = ctx.events(server)
+        if events is not None:
+            expect(not events.of_children("exit-in-child"),
+                   "the child ends with _exit(), not exit()",
+                   f"child {', '.join(events.of_children('exit-in-child'))} ran the exit handlers it inherited "
+                   "from the parent: it ended with exit() (or by returning from main())",
+                   "End the child with _exit(): exit() runs the exit handlers and flushes the stdio buffers "
+                   "that the child inherited from its parent, which are the parent's to run and flush.")
         ctx.quiet_stderr(server)
 
 
 def parent_closes_its_copy(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args(1)) as server:
         listener = socket_links(server.pid)
-        with harness.connect(server.port) as sock:
+        with harness.connect(server.port, timeout=MUST) as sock:
             sock.sendall(harness.REQUEST)
-            harness.receive(sock, 5, until=harness.BODY)
-            deadline = time.monotonic() + 2
+            harness.receive(sock, MUST, until=harness.BODY)
+            deadline = time.monotonic() + MUST
             while socket_links(server.pid) != listener and time.monotonic() < deadline:
                 time.sleep(0.02)
             held = socket_links(server.pid) - listener
@@ -236,27 +376,35 @@ def parent_closes_its_copy(ctx: Context) -> None:
         ctx.quiet_stderr(server)
 
 
+# ---------------------------------------------------------------------------
+# d: duplicates not closed, children not collected.
+
+
 def curl_ends(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args(0.2)) as server:
-        result = harness.curl(server.port, max_time=3)
+        result = harness.curl(server.port, max_time=MUST)
+        timed_out = result.returncode == harness.CURL_TIMED_OUT
         expect(result.returncode == 0 and result.stdout == "Hello, World!\n",
                "curl prints 'Hello, World!' and ends (exit status 0)",
-               f"curl exit {result.returncode} ({'timed out: the connection never closed' if result.returncode == 28 else quote(result.stderr)}), printed {quote(result.stdout)}",
+               f"curl exit {result.returncode} "
+               f"({'timed out: the connection never closed' if timed_out else quote(result.stderr)}), "
+               f"printed {quote(result.stdout)}",
                "The connection ends when its last descriptor is closed: the parent must close its copy "
-               "of the connection after fork(), the child its own after answering.")
+               "of the connection after fork(), the child its own after answering." if timed_out or not server.err.text()
+               else None)
         ctx.quiet_stderr(server)
 
 
 def curl_never_ends(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
-        result = harness.curl(server.port, max_time=1.5)
+        result = harness.curl(server.port, max_time=3)  # The body must come; the end must not.
         expect(result.stdout == "Hello, World!\n", "curl gets 'Hello, World!'", quote(result.stdout + result.stderr))
         expect(result.returncode == harness.CURL_TIMED_OUT,
                "curl never ends: the body arrives, but no end of file (curl stopped by --max-time, exit 28)",
                f"curl ended by itself, exit {result.returncode}",
                "This step's lesson is the mistake: the parent keeps its copy of the connection. Do not "
                "close(client_connection) in the parent.")
-        expect(server.out.wait_for(r"^Connections held open by the parent: 1$", 3),
+        expect(server.out.wait_for(r"^Connections held open by the parent: 1$", MUST),
                "'Connections held open by the parent: 1' printed (and flushed) by the parent",
                quote(server.out.text()[-200:]),
                "Count the connections the parent holds and print the count after each fork(), with fflush.")
@@ -266,8 +414,8 @@ def curl_never_ends(ctx: Context) -> None:
 def zombies_pile_up(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
         for _ in range(3):
-            harness.http_get(server.port, timeout=3, until=harness.BODY)
-        children = server.settled_children(timeout=3)
+            harness.http_get(server.port, timeout=MUST, until=harness.BODY)
+        children = server.settled_children(timeout=MUST)
         rows = [row for row in harness.ps_rows(server.pid).splitlines()[1:] if row.split()[1] == str(server.pid)]
         expect(len(children) == 3 and all(p.state == "Z" for p in children) and len(rows) == 3
                and all(r.endswith("<defunct>") for r in rows),
@@ -290,18 +438,22 @@ def _descriptors(server: harness.Server) -> int:
 
 def too_many_open_files(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args(), nofile=OPEN_FILES) as server:
-        for _ in range(2):  # The backlog drops some of a burst; a second burst makes up for it.
+        for _ in range(3):  # The backlog drops some of a burst; more bursts make up for it.
             # A server that dies of EMFILE does so during the burst (its held connections then
-            # close, which ends client3 at once): 3 s and 1 s are ample bounds for that.
-            harness.client3(server.port, max_clients=2 * OPEN_FILES, max_conns=1, timeout=3)
+            # close, which ends client3 at once).
+            harness.client3(server.port, max_clients=2 * OPEN_FILES, max_conns=1, timeout=MUST)
             if server.wait_exit(1) is not None or _descriptors(server) < OPEN_FILES // 2:
                 break  # Dead, or its descriptors do not grow: no use waiting for more.
-        status = server.wait_exit(0)
+        status = server.wait_exit(2)
         expect(status == 1 and server.err.text() == "accept: Too many open files",
                f"under an open-files limit of {OPEN_FILES}, the server dies: 'accept: Too many open files', status 1",
                f"{'still running' if status is None else f'exit status {status}'}, stderr {quote(server.err.text())}",
                "Every held connection costs the parent a descriptor until accept() fails with EMFILE; "
                "treat that as fatal (print 'accept: ...' and exit 1), never retry in a loop.")
+
+
+# ---------------------------------------------------------------------------
+# e: a SIGCHLD handler.
 
 
 def catches_sigchld(pid: int) -> bool:
@@ -324,19 +476,15 @@ NO_HANDLER_HINT = ("No SIGCHLD handler is installed, so nothing interrupts accep
 
 def reports_child(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args(0.2)) as server:
-        with harness.connect(server.port) as sock:
+        with harness.connect(server.port, timeout=MUST) as sock:
             # Its child waits for the request meanwhile: the parent is surely alive, past its setup.
-            # One 3 s bound for the fork and the child's line: a server that never forks fails
-            # after 3 s, not after a wait for each.
-            deadline = time.monotonic() + 3
-            while not server.children() and time.monotonic() < deadline - 1:
-                time.sleep(0.01)
+            _live_children(server, MUST)
             caught = catches_sigchld(server.pid)
             sock.sendall(harness.REQUEST)
-            harness.receive(sock, 5, until=harness.BODY)
-        child = server.out.wait_for(r"^Child PID: (\d+)\.", max(0.5, deadline - time.monotonic()))
+            harness.receive(sock, MUST, until=harness.BODY)
+        child = server.out.wait_for(r"^Child PID: (\d+)\.", MUST)
         expect(child is not None, "'Child PID: X. Parent PID P' printed", quote(server.out.text()))
-        reported = server.out.wait_for(rf"^Child {child.group(1)} terminated with status 0$", 3)
+        reported = server.out.wait_for(rf"^Child {child.group(1)} terminated with status 0$", MUST)
         expect(caught, "a SIGCHLD handler installed (the kernel lists SIGCHLD as caught) that reports the child",
                f"the server does not catch SIGCHLD (/proc/{server.pid}/status SigCgt)"
                f"{', yet the child was reported: by a wait() outside a handler' if reported else ''}",
@@ -348,18 +496,32 @@ def reports_child(ctx: Context) -> None:
         ctx.quiet_stderr(server)
 
 
+def _restart_hint(ctx: Context, server: harness.Server) -> str:
+    """Why accept() went on after the handler ran: what the shim saw installed, when it saw it."""
+    events = ctx.events(server)
+    installed = events.installed if events else None
+    if installed and installed[0] == "signal":
+        return ("The handler was installed with signal(). glibc's signal() (and std::signal) installs it with "
+                "SA_RESTART, the BSD behaviour that the C library chooses, and the kernel then restarts "
+                "accept() by itself: install it with sigaction() and sa_flags = SA_NOCLDSTOP, no SA_RESTART.")
+    if installed and installed[3] & signal.SA_RESTART:
+        return ("The handler was installed with SA_RESTART in sa_flags, and the kernel then restarts accept() "
+                "by itself: sa_flags = SA_NOCLDSTOP, no SA_RESTART.")
+    return ("accept() was restarted after the handler ran: either the handler was installed with SA_RESTART "
+            "(signal() does that in glibc), or accept() is retried on EINTR, which is step f's fix, not step e's.")
+
+
 def dies_with_eintr(ctx: Context) -> None:
     pause = 0.5
     with ctx.server(*ctx.sleep_args(pause)) as server:
         asked = time.monotonic()
-        result = harness.curl(server.port, max_time=3)
+        result = harness.curl(server.port, max_time=MUST)
         expect(result.returncode == 0 and result.stdout == "Hello, World!\n", "curl answered and ends",
                f"curl exit {result.returncode}, {quote(result.stdout + result.stderr)}")
-        # One 3 s bound for the child's line, its report and the server's death: on step e's server
-        # they all follow curl's end within milliseconds, and a server that shows none of them
-        # fails after 3 s, not after a wait for each.
-        deadline = time.monotonic() + 3
-        child = server.out.wait_for(r"^Child PID: (\d+)\.", 2)
+        # One bound for the child's line, its report and the server's death: on step e's server they
+        # all follow curl's end within milliseconds.
+        deadline = time.monotonic() + MUST
+        child = server.out.wait_for(r"^Child PID: (\d+)\.", MUST)
         reported = child and server.out.wait_for(rf"^Child {child.group(1)} terminated",
                                                  max(0.1, deadline - time.monotonic()))
         # The child exits no earlier than its sleep after the request (a hard bound for a child that
@@ -369,8 +531,8 @@ def dies_with_eintr(ctx: Context) -> None:
             after = time.monotonic() - asked
             expect(after >= 0.8 * pause, f"the child sleeps --sleep {pause:g} s after answering, then exits",
                    f"the child's exit reported {after:.2f} s after the request",
-                   "After answering, the child sleeps --sleep seconds before it closes the connection and "
-                   "exits, so that the parent is surely back in accept() when the child exits.")
+                   "After answering, the child sleeps --sleep seconds (fractions allowed) before it closes the "
+                   "connection and exits, so that the parent is surely back in accept() when the child exits.")
         status = server.wait_exit(max(0.2, deadline - time.monotonic()))
         err = server.err.text()
         if status is None:
@@ -379,17 +541,13 @@ def dies_with_eintr(ctx: Context) -> None:
                               + (", the child reported by a wait() outside a handler" if reported else ""),
                               NO_HANDLER_HINT)
             elif reported:  # ... a handler that ran, and accept() went on ...
-                seen, hint = ("the handler ran and reported the child, accept() went on",
-                              "accept() was restarted after the handler ran. signal() (and std::signal) install "
-                              "the handler with SA_RESTART on Linux, and the kernel then restarts accept() by "
-                              "itself: install it with sigaction() and sa_flags = SA_NOCLDSTOP, no SA_RESTART. "
-                              "(Or accept() is retried on EINTR: that is step f's fix, not step e.)")
+                seen, hint = "the handler ran and reported the child, accept() went on", _restart_hint(ctx, server)
             else:  # ... or a handler that did not report the child.
                 seen, hint = ("a SIGCHLD handler is installed, but no child was reported",
                               "The handler must collect the child with wait() and write "
                               "'Child X terminated with status S' (with write(2)).")
             raise Failed("the child's exit interrupts accept(): 'accept: Interrupted system call', exit status 1",
-                         f"server still running 3 s after curl ended: {seen}, stderr {quote(err)}", hint)
+                         f"server still running {MUST:g} s after curl ended: {seen}, stderr {quote(err)}", hint)
         expect(status == 1 and err == "accept: Interrupted system call",
                "the child's exit interrupts accept(): 'accept: Interrupted system call', exit status 1",
                f"exit status {status}, stderr {quote(err)}",
@@ -400,22 +558,103 @@ def dies_with_eintr(ctx: Context) -> None:
                "Install a SIGCHLD handler with sigaction() that calls wait() and writes the line with write().")
 
 
+def _await_handler(ctx: Context, server: harness.Server) -> code.ShimEvents:
+    harness.http_get(server.port, timeout=MUST, until=harness.BODY)
+    deadline = time.monotonic() + MUST
+    while True:
+        events = ctx.events(server)
+        if events.of_server("handler-ran") or time.monotonic() > deadline or not server.alive():
+            time.sleep(0.05)  # The line after the handler's run (errno), written as it returns.
+            return ctx.events(server)
+        time.sleep(0.02)
+
+
+def handler_is_signal_safe(ctx: Context) -> None:
+    if ctx.callgraph is None:
+        raise NotChecked("reads the code as the compiler compiled it: make check STEP=X builds your file "
+                         "with a call graph (SERVER= gives no source)")
+    if not ctx.can_observe():
+        raise NotChecked("needs a dynamically linked server, for the shim that sees which handler is installed")
+    with ctx.server(*ctx.sleep_args(0.2)) as server:
+        events = _await_handler(ctx, server)
+        installed = events.installed
+        expect(installed is not None,
+               "a SIGCHLD handler installed, with sigaction() (or signal())",
+               "the server installed no SIGCHLD handler", NO_HANDLER_HINT)
+        how, offset, base, _flags = installed
+        symbol = code.symbol_at(ctx.program_path, offset, base)
+        graph = code.read_callgraph(ctx.callgraph)
+        node = code.node_of(graph, symbol) if symbol else None
+        expect(node is not None, "the installed handler found in the compiler's call graph",
+               f"the handler at offset {offset:#x} is {symbol or 'no symbol'}, not a function of "
+               f"{ctx.source.name if ctx.source else 'the file'}",
+               "Install a function of your own file as the SIGCHLD handler.")
+        handler = code.name_of(graph, node)
+        reached = code.unsafe_calls(graph, node)
+        if reached:
+            shown = []
+            for item, readable in zip(reached, code.demangle([r.callee for r in reached])):
+                via = " -> ".join(code.name_of(graph, p) for p in item.path[1:])
+                shown.append(f"{readable}()" + (f" (through {via})" if via else ""))
+            raise Failed(
+                "the SIGCHLD handler calls only async-signal-safe functions (POSIX's list: write, waitpid, ...)",
+                f"the handler, {handler} (installed with {how}()), may call {', '.join(shown)}",
+                "A signal handler may call only async-signal-safe functions (man 7 signal-safety). stdio "
+                "(printf, snprintf, fflush), the heap (new, std::string, std::to_string), strerror and exit() "
+                "are not: the handler may interrupt the same function halfway, in the main program, and find its "
+                "lock taken or its buffer half-written. Format the line into a char array by hand (digits by "
+                "division by 10) and write(2) it.")
+
+
+def handler_restores_errno(ctx: Context) -> None:
+    if not ctx.can_observe():
+        raise NotChecked("needs a dynamically linked server, for the shim that watches errno")
+    with ctx.server(*ctx.sleep_args(0.2)) as server:
+        events = _await_handler(ctx, server)
+        expect(events.installed is not None, "a SIGCHLD handler installed", "the server installed no SIGCHLD handler",
+               NO_HANDLER_HINT)
+        ran = events.of_server("handler-ran")
+        expect(ran, "the SIGCHLD handler runs when a child exits",
+               f"no run of the handler {MUST:g} s after the child answered",
+               "The child must exit after answering (_exit), and the handler be installed for SIGCHLD.")
+        changed = events.of_server("errno-changed")
+        if changed:
+            value = int(changed[0][0])
+            name = errno.errorcode.get(value, str(value))
+            raise Failed("the handler leaves errno as it found it (saved on entry, restored before it returns)",
+                         f"errno was {name} after the handler returned (a successful waitpid() or write() inside "
+                         "it was made to change errno, as POSIX allows)",
+                         "Save errno on entry to the handler (int saved = errno;) and restore it before every "
+                         "return (errno = saved;): the code the signal interrupted may be just about to read errno, "
+                         "after a failed accept() say, and must find its own value there.")
+
+
+# ---------------------------------------------------------------------------
+# f and g: accept() restarted, every child collected.
+
+
 def survives_child_exit(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
-        result = harness.curl(server.port, max_time=3)
+        result = harness.curl(server.port, max_time=MUST)
         expect(result.returncode == 0 and result.stdout == "Hello, World!\n", "curl answered and ends",
                f"curl exit {result.returncode}, {quote(result.stdout + result.stderr)}")
-        reported = server.out.wait_for(r"^Child \d+ terminated with status 0$", 3)
+        reported = server.out.wait_for(r"^Child \d+ terminated with status 0$", MUST)
+        expect(server.alive() or server.err.text() != "accept: Interrupted system call",
+               "the server lives on after its child's exit",
+               f"it died: exit status {server.wait_exit(1)}, stderr {quote(server.err.text())}",
+               "accept() failed with EINTR when the handler ran, and the server died: when accept() fails "
+               "with EINTR nothing went wrong, so call it again (loop while errno == EINTR). Any other error "
+               "stays fatal.")
         expect(reported, "the handler reports 'Child X terminated with status 0'", quote(server.out.text()[-200:]),
                "Keep step e's SIGCHLD handler.")
-        left = server.wait_until_all_collected(timeout=3)
+        left = server.wait_until_all_collected(timeout=MUST)
         expect(server.alive(), "the server lives on after its child's exit",
                f"exit status {server.wait_exit(1)}, stderr {quote(server.err.text())}",
                "When accept() fails with EINTR, nothing went wrong: call accept() again (loop while errno "
                "== EINTR). Any other error stays fatal.")
         expect(not left, "no zombie left after one request", f"children {left}",
                "The handler must collect the child: wait() or waitpid().")
-        again = harness.curl(server.port, max_time=3)
+        again = harness.curl(server.port, max_time=MUST)
         expect(again.stdout == "Hello, World!\n", "a second request answered too",
                f"curl exit {again.returncode}, {quote(again.stdout + again.stderr)}")
         ctx.quiet_stderr(server)
@@ -425,25 +664,21 @@ BURST = 128  # The article's client3 --max-clients 128.
 
 
 def _forks(server: harness.Server) -> None:
-    """Fail at once if the server does not fork a child per connection."""
-    with harness.connect(server.port) as sock:
-        deadline = time.monotonic() + 2
-        while not server.children() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        forked = bool(server.children())
+    """Fail if the server does not fork a child per connection."""
+    with harness.connect(server.port, timeout=MUST) as sock:
+        forked = bool(_live_children(server, MUST) or server.children())
         sock.sendall(harness.REQUEST)
-        harness.receive(sock, 3, until=harness.BODY)
-    expect(forked, "a child per connection", "no child 2 s after a connection",
+        harness.receive(sock, MUST, until=harness.BODY)
+    expect(forked, "a child per connection", f"no child {MUST:g} s after a connection",
            "fork() after accept(), once per connection.")
 
 
 def _collects_one(server: harness.Server) -> None:
-    """Fail at once if one request's child is not collected (and reported)."""
+    """Fail if one request's child is not collected (and reported)."""
     _forks(server)
-    # One 2 s deadline for both (the handler reports a child after it has
-    # collected it): on a server with no handler the check fails after 2 s, not 4.
-    deadline = time.monotonic() + 2
-    reported = server.out.wait_for(r"^Child \d+ terminated with status", 2)
+    # One deadline for both (the handler reports a child after it has collected it).
+    deadline = time.monotonic() + MUST
+    reported = server.out.wait_for(r"^Child \d+ terminated with status", MUST)
     left = server.wait_until_all_collected(timeout=max(0.5, deadline - time.monotonic()))
     expect(reported and not left, "one request's child collected by the SIGCHLD handler, and reported",
            f"{'reported' if reported else 'no child reported'}, children left {left}",
@@ -451,10 +686,10 @@ def _collects_one(server: harness.Server) -> None:
 
 
 def _burst(server: harness.Server, served_before: int) -> None:
-    result = harness.client3(server.port, max_clients=BURST, max_conns=1, timeout=8)
+    result = harness.client3(server.port, max_clients=BURST, max_conns=1, timeout=2 * MUST)
     expect(result.returncode == 0, f"client3 --max-clients {BURST}: every connection made",
            quote(result.stdout[-200:] + result.stderr), "The server must keep accepting during a burst.")
-    expect(server.out.wait_for(r"^GET /hello", 5, count=served_before + BURST),
+    expect(server.out.wait_for(r"^GET /hello", MUST, count=served_before + BURST),
            f"{served_before + BURST} requests printed", f"{len(server.out.matches('^GET /hello'))} printed")
 
 
@@ -464,7 +699,7 @@ def burst_leaves_zombies(ctx: Context) -> None:
         zombies = []
         for attempt in range(1, 3):  # Merging is a race the kernel wins almost always.
             _burst(server, 1 + BURST * (attempt - 1))
-            zombies = [p for p in server.settled_children(timeout=3) if p.state == "Z"]
+            zombies = [p for p in server.settled_children(timeout=MUST) if p.state == "Z"]
             if zombies:
                 break
         expect(zombies, f"after a burst of {BURST} clients, zombies left (SIGCHLD signals merge; one wait() each)",
@@ -475,29 +710,47 @@ def burst_leaves_zombies(ctx: Context) -> None:
         ctx.quiet_stderr(server)
 
 
+def _stuck_handler_hint(server: harness.Server) -> str:
+    """Why the server stopped accepting, from what the kernel says the parent is doing."""
+    try:
+        state = open(f"/proc/{server.pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        wchan = open(f"/proc/{server.pid}/wchan").read().strip()
+    except OSError:
+        return "The handler must return at once: waitpid(-1, &status, WNOHANG) in a loop, until it returns 0 or -1."
+    if state == "R":
+        return ("The parent is running flat out (state R): the handler's loop never ends while a child still "
+                "runs. waitpid(..., WNOHANG) returns 0 when children remain but none has exited: stop the loop "
+                "when it returns 0 or -1, continue only while it returns a PID (> 0).")
+    if "wait" in wchan:
+        return ("The parent is blocked in the kernel's wait ({}): waitpid() without WNOHANG waits for the child "
+                "that still runs, and the parent never returns to accept(). Use waitpid(-1, &status, WNOHANG) "
+                "and stop the loop when it returns 0.".format(wchan))
+    return (f"The parent is stuck (state {state}, waiting in {wchan or 'user space'}): the handler must return at "
+            "once; waitpid(-1, &status, WNOHANG) in a loop, until it returns 0 or -1.")
+
+
 def bursts_leave_no_zombie(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
         baseline = server.open_descriptors()
         _collects_one(server)
         for attempt in range(3):
             _burst(server, 1 + BURST * attempt)
-            left = server.wait_until_all_collected(timeout=3)
+            left = server.wait_until_all_collected(timeout=MUST)
             if left:
                 stuck = [p for p in left if p.state != "Z"]
                 hint = ("A child is still running after its answer: it must end with _exit()."
                         if stuck else
                         "Signals merge: one SIGCHLD may stand for many exited children. In the handler, "
-                        "loop: while ((pid = waitpid(-1, &status, WNOHANG)) > 0). Without WNOHANG the "
-                        "last waitpid() blocks the handler while other children still run.")
+                        "loop: while ((pid = waitpid(-1, &status, WNOHANG)) > 0).")
                 raise Failed(f"after {attempt + 1} burst{'s' if attempt else ''} of {BURST} clients, no child left",
                              f"{len(left)} children left, states {''.join(sorted(p.state for p in left))[:40]}"
                              f", server {'alive' if server.alive() else 'dead: ' + quote(server.err.text())}",
                              hint)
         expect(server.alive(), "the server lives", f"stderr {quote(server.err.text())}")
-        count = server.wait_for_descriptors(baseline, timeout=3)
+        count = server.wait_for_descriptors(baseline, timeout=MUST)
         expect(count == baseline, f"descriptors flat: {baseline} before and after",
                f"{count} after", "Close the parent's copy of each connection.")
-        expect(server.out.wait_for(r"^Child \d+ terminated with status 0$", 5, count=3 * BURST + 1),
+        expect(server.out.wait_for(r"^Child \d+ terminated with status 0$", MUST, count=3 * BURST + 1),
                f"{3 * BURST + 1} children reported", f"{len(server.out.matches('^Child .* terminated'))} reported")
         ctx.quiet_stderr(server)
 
@@ -507,13 +760,13 @@ def lives_under_low_open_files(ctx: Context) -> None:
         baseline = server.open_descriptors()
         _collects_one(server)
         for _ in range(3):
-            result = harness.client3(server.port, max_clients=2 * OPEN_FILES, max_conns=1, timeout=6)
+            result = harness.client3(server.port, max_clients=2 * OPEN_FILES, max_conns=1, timeout=MUST)
             expect(result.returncode == 0 and server.alive(),
                    f"under an open-files limit of {OPEN_FILES}, bursts of {2 * OPEN_FILES} clients all served",
                    f"client3: {quote(result.stdout[-120:])}, server stderr {quote(server.err.text())}",
                    "Close the parent's copy of each connection, so its descriptors stay flat.")
-        left = server.wait_until_all_collected(timeout=3)
-        count = server.wait_for_descriptors(baseline, timeout=3)
+        left = server.wait_until_all_collected(timeout=MUST)
+        count = server.wait_for_descriptors(baseline, timeout=MUST)
         # The hint follows the evidence: descriptors that grow are connections the parent keeps;
         # children left with descriptors flat are zombies the handler did not collect.
         expect(count == baseline, f"no child left, descriptors flat at {baseline}",
@@ -529,163 +782,155 @@ def lives_under_low_open_files(ctx: Context) -> None:
 
 def keeps_accepting(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
-        with harness.connect(server.port) as holder:  # Its child waits in recv() meanwhile.
-            # Only a head start for that child (a fork shows within milliseconds): the verdict
-            # below does not depend on it, and a server that never forks waits it out.
-            deadline = time.monotonic() + 0.5
-            while not server.children() and time.monotonic() < deadline:
-                time.sleep(0.01)
-            first, _ = harness.http_get(server.port, timeout=3, until=harness.BODY)
+        with harness.connect(server.port, timeout=MUST) as holder:  # Its child waits in recv() meanwhile.
+            _live_children(server, MUST)
+            first, _ = harness.http_get(server.port, timeout=MUST, until=harness.BODY)
             expect(first.endswith(harness.BODY), "a request answered while another client is connected",
                    quote(first))
-            server.out.wait_for(r"^Child \d+ terminated", 2)  # That child's SIGCHLD has come.
-            second, _ = harness.http_get(server.port, timeout=3, until=harness.BODY)
+            server.out.wait_for(r"^Child \d+ terminated", MUST)  # That child's SIGCHLD has come.
+            second, _ = harness.http_get(server.port, timeout=MUST, until=harness.BODY)
+            hint = None if second.endswith(harness.BODY) else _stuck_handler_hint(server)
             expect(second.endswith(harness.BODY),
                    "after a child exits, the next request answered at once, while another child still runs",
-                   f"no answer within 3 s: {quote(second)}",
-                   "The handler is stuck: waitpid() without WNOHANG waits for the child that still runs, "
-                   "and the parent never returns to accept(). Use waitpid(-1, &status, WNOHANG) and stop "
-                   "the loop when it returns 0.")
+                   f"no answer within {MUST:g} s: {quote(second)}", hint)
             holder.sendall(harness.REQUEST)
-            harness.receive(holder, 3, until=harness.BODY)
+            harness.receive(holder, MUST, until=harness.BODY)
         ctx.quiet_stderr(server)
 
 
-# What a signal handler may not call: stdio and iostreams (they take locks and
-# share buffers with the code the handler interrupted), and what allocates.
-UNSAFE_IN_HANDLER = re.compile(
-    r"\b(?:std::)?(printf|fprintf|vprintf|vfprintf|dprintf|puts|fputs|putchar|fputc|putc|fwrite|fflush|perror|"
-    r"cout|cerr|clog|to_string|string|ostringstream|malloc|free|exit)\b(?!\s*::)")
+def _lowest_free_descriptor(pid: int) -> int:
+    used = {int(fd) for fd in os.listdir(f"/proc/{pid}/fd")}
+    return next(n for n in range(len(used) + 1) if n not in used)
 
 
-def _without_comments_and_strings(source: str) -> str:
-    source = re.sub(r"/\*.*?\*/", " ", source, flags=re.DOTALL)
-    source = re.sub(r"//[^\n]*", "", source)
-    return re.sub(r'"(?:\\.|[^"\\\n])*"', '""', source)
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _function_bodies(source: str) -> dict[str, str]:
-    """name -> body of every function defined at the top level of the file."""
-    bodies = {}
-    for match in re.finditer(r"^[^\s#/][^;{}()]*?\b(\w+)\s*\([^;{}]*\)\s*(?:noexcept\s*)?\{", source, re.MULTILINE):
-        depth, index = 1, match.end()
-        while depth and index < len(source):
-            depth += {"{": 1, "}": -1}.get(source[index], 0)
-            index += 1
-        bodies.setdefault(match.group(1), source[match.end():index - 1])
-    return bodies
-
-
-def handler_is_signal_safe(ctx: Context) -> None:
-    if ctx.source is None or not Path(ctx.source).exists():
-        raise NotChecked("reads the source: not given with SERVER=")
-    source = _without_comments_and_strings(Path(ctx.source).read_text())
-    # A handler counts only if it is installed: named in sa_handler and passed to sigaction(SIGCHLD, ...),
-    # or (a mistake the eintr check names) given to signal().
-    handlers = set(re.findall(r"sa_handler\s*=\s*&?(\w+)", source))
-    if not re.search(r"\bsigaction\s*\(\s*SIGCHLD\b", source):
-        handlers = set()
-    handlers |= set(re.findall(r"\bsignal\s*\(\s*SIGCHLD\s*,\s*&?(\w+)", source))
-    handlers -= {"SIG_IGN", "SIG_DFL"}
-    expect(handlers, "a SIGCHLD handler installed: sigaction(SIGCHLD, &action, ...) with action.sa_handler = "
-           "your function", f"no sigaction(SIGCHLD, ...) with an sa_handler in {Path(ctx.source).name}",
-           "Install the handler with sigaction(SIGCHLD, &action, nullptr), action.sa_handler = grim_reaper.")
-    bodies = _function_bodies(source)
-    seen, todo, unsafe = set(), list(handlers), []
-    while todo:  # The handler, and every function of the file it calls.
-        name = todo.pop()
-        if name in seen or name not in bodies:
-            continue
-        seen.add(name)
-        body = bodies[name]
-        unsafe += [f"{m.group(1)} in {name}()" for m in UNSAFE_IN_HANDLER.finditer(body)]
-        todo += [callee for callee in re.findall(r"\b(\w+)\s*\(", body) if callee in bodies]
-    expect(not unsafe, "the SIGCHLD handler calls only async-signal-safe functions (write, waitpid, ...)",
-           f"it reaches {', '.join(sorted(set(unsafe)))}",
-           "A signal handler may call only async-signal-safe functions. printf and fflush are not: the "
-           "handler may interrupt a printf halfway and deadlock on stdout's lock or corrupt its buffer "
-           "(adding fflush only hides it). Format the line into a char array by hand and write(2) it.")
+def accept_failure_is_fatal(ctx: Context) -> None:
+    with ctx.server(*ctx.sleep_args()) as server:
+        # A forced fault: from now on the server may open no descriptor, so its next accept() fails
+        # with EMFILE (the lowest free descriptor is at the limit).
+        limit = _lowest_free_descriptor(server.pid)
+        resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (limit, limit))
+        before = _cpu_seconds(server.pid)
+        with harness.connect(server.port, timeout=MUST) as sock:
+            sock.sendall(harness.REQUEST)
+            # Must happen: the death, at once. A server that retries spins meanwhile; stop watching it
+            # once it has burnt more CPU than a correct server ever takes.
+            deadline = time.monotonic() + MUST
+            status = None
+            while time.monotonic() < deadline:
+                status = server.wait_exit(0.1)
+                if status is not None or _cpu_seconds(server.pid) - before > 2.0:
+                    break
+        spent = _cpu_seconds(server.pid) - before if status is None else 0.0
+        err = server.err.text()
+        if status is None:
+            raise Failed("accept() failing with EMFILE (no descriptor left): 'accept: Too many open files', exit 1",
+                         f"still running after accept() could only fail, {spent:.1f} s of CPU spent meanwhile"
+                         + (", stderr " + quote(err) if err else ""),
+                         "accept() is retried on every error: only EINTR means 'call it again'. Any other "
+                         "failure (EMFILE here: no descriptor left) is fatal: print 'accept: reason' and exit 1; "
+                         "a loop that retries it spins at full CPU while the client waits forever."
+                         if spent > 0.5 else
+                         "accept() failed and the server neither reported it nor exited: any failure but EINTR is "
+                         "fatal (fatal(\"accept\")).")
+        expect(status == 1 and err.endswith("accept: Too many open files"),
+               "accept() failing with EMFILE (no descriptor left): 'accept: Too many open files', exit 1",
+               f"exit status {status}, stderr {quote(err)}",
+               "Report a failed accept() as 'accept: reason' (fatal(\"accept\")) and exit with status 1.")
 
 
 # ---------------------------------------------------------------------------
-# The checks of each step.
+# The checks, by key. A step's record (tools/steps.py) lists the keys of its checks.
 
-CHECKS = {
-    "answers": Check("answers", "answers 'Hello, World!' (HTTP/1.1 200 OK, no Content-Length) and closes, twice",
-                     answers, "socket, bind, listen, accept, recv, send, close: each checked against -1.",
-                     f"{SERVE} {CURL}; {CURL}; kill $!; cat $L"),
-    "escapes": Check("escapes", "prints each request as received, control bytes escaped",
-                     prints_request_escaped, "Print what recv() returned through escape_request().",
-                     f"{SERVE} printf 'GET /\\033[2J HTTP/1.1\\r\\n\\r\\n' "
-                     "| curl -s telnet://localhost:$P --max-time 2; kill $!; cat $L"),
-    "second_waits": Check("second_waits", "a second client is accepted by the kernel but waits the whole sleep",
-                          second_client_waits, "After answering, sleep (--sleep seconds) before the next accept().",
-                          f"{serve(' --sleep 10')} {CURL}; time {CURL}; kill $!",
-                          lesson_failure=True),
-    "both_at_once": Check("both_at_once", "a second client is answered at once while the first child sleeps",
-                          both_at_once, "fork() a child per connection; the child answers and sleeps.",
-                          f"{serve(' --sleep 10')} {CURL}; time {CURL}; kill $!"),
-    "child_pids": Check("child_pids", "prints 'Parent PID (PPID): P', and each child 'Child PID: X. Parent PID P'",
-                        child_pids, "getpid() in the parent before the loop; getpid() and getppid() in each child.",
-                        f"{serve(' --sleep 10')} {CURL}; ps -o pid,ppid,stat,cmd --ppid $!; kill $!; cat $L"),
-    "lines_once": Check("lines_once", "through a pipe, every line printed exactly once",
-                        lines_once, "fflush(stdout) after each printf: nothing left in the buffer at fork().",
-                        f"{SERVE} {CURL}; {CURL}; sleep 1; kill $!; cat $L"),
-    "child_exits": Check("child_exits", "the child closes its copy of the listener, answers, and exits",
-                         child_closes_listener_and_exits,
-                         "In the child: close(listen_socket), answer, close(client_connection), _exit().",
-                         f"{SERVE} (sleep 3 | curl -s --max-time 4 telnet://localhost:$P &); sleep 0.5; "
-                         "ls -l /proc/$(pgrep -n -P $!)/fd; kill $!"),
-    "parent_closes": Check("parent_closes", "the parent closes its copy of each connection",
-                           parent_closes_its_copy, "close(client_connection) in the parent, after fork().",
-                           f"{SERVE} {CURL}; ls -l /proc/$!/fd; kill $!"),
-    "curl_ends": Check("curl_ends", "curl gets the answer and ends",
-                       curl_ends, "The connection ends when every copy of its descriptor is closed.",
-                       f"{SERVE} {CURL}; echo \"curl exit $?\"; kill $!"),
-    "curl_hangs": Check("curl_hangs", "curl gets the body but never ends; the parent counts its held connections",
-                        curl_never_ends, "Do not close the parent's copy of the connection.",
-                        f"{SERVE} curl --max-time 3 http://localhost:$P/hello; echo \"curl exit $? (28: timed out)\"; kill $!; cat $L",
-                        lesson_failure=True),
-    "zombies": Check("zombies", "every request leaves a zombie (Z, <defunct>)",
-                     zombies_pile_up, "Collect no child in this step.",
-                     f"{SERVE} {CURL}; {CURL}; ps -o pid,ppid,stat,cmd --ppid $!; kill $!",
-                     lesson_failure=True),
-    "emfile": Check("emfile", f"dies with 'accept: Too many open files' under an open-files limit of {OPEN_FILES}",
-                    too_many_open_files, "accept() failing with EMFILE is fatal.",
-                    f"L=$(mktemp); (ulimit -n {OPEN_FILES}; exec {{server}} --port 0 >$L) & {PORT} "
-                    "build/bin/client3 --port $P --max-clients 64; wait",
-                    lesson_failure=True),
-    "reports_child": Check("reports_child", "the SIGCHLD handler collects the child and reports it",
-                           reports_child, "A SIGCHLD handler, installed with sigaction(), that calls wait().",
-                           f"{serve(' --sleep 0.2')} {CURL}; sleep 1; cat $L; kill $! 2>/dev/null"),
-    "eintr": Check("eintr", "the child's exit interrupts accept(): the server dies with 'accept: Interrupted system call'",
-                   dies_with_eintr, "sigaction() with sa_flags = SA_NOCLDSTOP: no SA_RESTART.",
-                   f"{serve(' --sleep 0.5')} {CURL}; sleep 1; cat $L; kill $! 2>/dev/null && echo 'still running: killed'; "
-                   "wait $!; echo \"server exit $?\"",
-                   lesson_failure=True),
-    "survives": Check("survives", "the server survives its child's exit, collects it, and answers again",
-                      survives_child_exit, "Restart accept() when it fails with EINTR.",
-                      f"{SERVE} {CURL}; sleep 0.5; {CURL}; ps -o pid,ppid,stat,cmd --ppid $!; kill $!"),
-    "burst_zombies": Check("burst_zombies", f"a burst of {BURST} clients leaves zombies (signals merge)",
-                           burst_leaves_zombies, "One wait() per signal.",
-                           f"{SERVE} build/bin/client3 --port $P --max-clients {BURST}; sleep 1; "
-                           "ps -o stat --ppid $! | grep -c Z; kill $!",
-                           lesson_failure=True),
-    "no_zombies": Check("no_zombies", f"bursts of {BURST} clients leave no zombie and no extra descriptor",
-                        bursts_leave_no_zombie, "waitpid(-1, &status, WNOHANG) in a loop.",
-                        f"{SERVE} build/bin/client3 --port $P --max-clients {BURST}; sleep 1; "
-                        "ps -o stat --ppid $! | grep -c Z; kill $!"),
-    "low_nofile": Check("low_nofile", f"lives under an open-files limit of {OPEN_FILES}, descriptors flat",
-                        lives_under_low_open_files, "Close the parent's copy of each connection.",
-                        f"L=$(mktemp); (ulimit -n {OPEN_FILES}; exec {{server}} --port 0 >$L) & {PORT} "
-                        "build/bin/client3 --port $P --max-clients 64; ls /proc/$!/fd | wc -l; kill $!"),
-    "keeps_accepting": Check("keeps_accepting", "the handler never blocks: the server accepts while a child runs",
-                             keeps_accepting, "waitpid with WNOHANG.",
-                             f"{SERVE} (sleep 5 | curl -s --max-time 6 telnet://localhost:$P &); sleep 0.3; "
-                             f"{CURL}; {CURL}; kill $!"),
-    "handler_safe": Check("handler_safe", "the SIGCHLD handler uses only async-signal-safe calls (its source)",
-                          handler_is_signal_safe, "write(2), not printf, in the handler.",
-                          "grep -n -A25 'static void grim_reaper' exercises/webserver3*.cpp "
-                          "(or the function your sa_handler names)"),
-}
-
+CHECKS = {check.key: check for check in [
+    Check("answers", "answers 'Hello, World!' (HTTP/1.1 200 OK, no Content-Length) and closes, twice",
+          answers, "socket, bind, listen, accept, recv, send, close: each checked against -1.",
+          f"{SERVE} {CURL}; {CURL}; kill $!; cat $L"),
+    Check("escapes", "prints each request exactly as received, every byte that is not text escaped",
+          prints_request_escaped, "Print what recv() returned, escaped, once.",
+          f"{SERVE} printf 'GET /\\033[2J\\177\\377 HTTP/1.1\\r\\n\\r\\n' "
+          "| curl -s telnet://localhost:$P --max-time 2; kill $!; cat -v $L"),
+    Check("second_waits", "a second client is accepted by the kernel but waits the whole sleep (after the answer, "
+          "before close)", second_client_waits, "After answering, sleep (--sleep seconds), then close.",
+          f"{serve(' --sleep 1.5')} time {CURL} & sleep 0.2; time {CURL}; wait; kill $!",
+          lesson_failure=True),
+    Check("both_at_once", "a second client is answered at once while the first child sleeps",
+          both_at_once, "fork() a child per connection; the child answers and sleeps.",
+          f"{serve(' --sleep 3.5')} time {CURL} & sleep 0.2; time {CURL}; wait; kill $!"),
+    Check("child_pids", "prints 'Parent PID (PPID): P', and each child 'Child PID: X. Parent PID P'",
+          child_pids, "getpid() in the parent before the loop; getpid() and getppid() in each child.",
+          f"{serve(' --sleep 10')} {CURL}; ps -o pid,ppid,stat,cmd --ppid $!; kill $!; cat $L"),
+    Check("lines_once", "through a pipe, every line printed exactly once",
+          lines_once, "fflush(stdout) after each printf: nothing left in the buffer at fork().",
+          f"{SERVE} {CURL}; {CURL}; sleep 1; kill $!; cat $L"),
+    Check("child_exits", "the child closes its copy of the listener, answers, and ends with _exit()",
+          child_closes_listener_and_exits,
+          "In the child: close(listen_socket), answer, close(client_connection), _exit().",
+          f"{SERVE} (sleep 3 | curl -s --max-time 4 telnet://localhost:$P &); sleep 0.5; "
+          "ls -l /proc/$(pgrep -n -P $!)/fd; kill $!"),
+    Check("parent_closes", "the parent closes its copy of each connection",
+          parent_closes_its_copy, "close(client_connection) in the parent, after fork().",
+          f"{SERVE} {CURL}; ls -l /proc/$!/fd; kill $!"),
+    Check("curl_ends", "curl gets the answer and ends",
+          curl_ends, "The connection ends when every copy of its descriptor is closed.",
+          f"{SERVE} {CURL}; echo \"curl exit $?\"; kill $!"),
+    Check("curl_hangs", "curl gets the body but never ends; the parent counts its held connections",
+          curl_never_ends, "Do not close the parent's copy of the connection.",
+          f"{SERVE} curl --max-time 3 http://localhost:$P/hello; echo \"curl exit $? (28: timed out)\"; kill $!; cat $L",
+          lesson_failure=True),
+    Check("zombies", "every request leaves a zombie (Z, <defunct>)",
+          zombies_pile_up, "Collect no child in this step.",
+          f"{SERVE} {CURL}; {CURL}; ps -o pid,ppid,stat,cmd --ppid $!; kill $!",
+          lesson_failure=True),
+    Check("emfile", f"dies with 'accept: Too many open files' under an open-files limit of {OPEN_FILES}",
+          too_many_open_files, "accept() failing with EMFILE is fatal.",
+          f"L=$(mktemp); (ulimit -n {OPEN_FILES}; exec {{server}} --port 0 >$L) & {PORT} "
+          "build/bin/client3 --port $P --max-clients 64; wait",
+          lesson_failure=True, long=True),
+    Check("reports_child", "the SIGCHLD handler collects the child and reports it",
+          reports_child, "A SIGCHLD handler, installed with sigaction(), that calls wait().",
+          f"{serve(' --sleep 0.2')} {CURL}; sleep 1; cat $L; kill $! 2>/dev/null"),
+    Check("eintr", "the child's exit interrupts accept(): the server dies with 'accept: Interrupted system call'",
+          dies_with_eintr, "sigaction() with sa_flags = SA_NOCLDSTOP: no SA_RESTART.",
+          f"{serve(' --sleep 0.5')} {CURL}; sleep 1; cat $L; kill $! 2>/dev/null && echo 'still running: killed'; "
+          "wait $!; echo \"server exit $?\"",
+          lesson_failure=True),
+    Check("handler_safe", "the SIGCHLD handler calls only async-signal-safe functions (its compiled code)",
+          handler_is_signal_safe, "write(2) and waitpid(), not printf, in the handler.",
+          "make check builds your file with -fcallgraph-info: the call graph is build/exercises/webserver3X-*.ci",
+          needs_source=True),
+    Check("handler_errno", "the SIGCHLD handler leaves errno as it found it",
+          handler_restores_errno, "Save errno on entry to the handler, restore it before returning.",
+          f"{serve(' --sleep 0.2')} {CURL}; sleep 1; kill $!   # read the handler: errno saved and restored?"),
+    Check("survives", "the server survives its child's exit, collects it, and answers again",
+          survives_child_exit, "Restart accept() when it fails with EINTR.",
+          f"{SERVE} {CURL}; sleep 0.5; {CURL}; ps -o pid,ppid,stat,cmd --ppid $!; kill $!"),
+    Check("burst_zombies", f"a burst of {BURST} clients leaves zombies (signals merge)",
+          burst_leaves_zombies, "One wait() per signal.",
+          f"{SERVE} build/bin/client3 --port $P --max-clients {BURST}; sleep 1; "
+          "ps -o stat --ppid $! | grep -c Z; kill $!",
+          lesson_failure=True, long=True),
+    Check("no_zombies", f"bursts of {BURST} clients leave no zombie and no extra descriptor",
+          bursts_leave_no_zombie, "waitpid(-1, &status, WNOHANG) in a loop.",
+          f"{SERVE} build/bin/client3 --port $P --max-clients {BURST}; sleep 1; "
+          "ps -o stat --ppid $! | grep -c Z; kill $!", long=True),
+    Check("low_nofile", f"lives under an open-files limit of {OPEN_FILES}, descriptors flat",
+          lives_under_low_open_files, "Close the parent's copy of each connection.",
+          f"L=$(mktemp); (ulimit -n {OPEN_FILES}; exec {{server}} --port 0 >$L) & {PORT} "
+          "build/bin/client3 --port $P --max-clients 64; ls /proc/$!/fd | wc -l; kill $!", long=True),
+    Check("keeps_accepting", "the handler never blocks: the server accepts while a child runs",
+          keeps_accepting, "waitpid with WNOHANG.",
+          f"{SERVE} (sleep 5 | curl -s --max-time 6 telnet://localhost:$P &); sleep 0.3; "
+          f"{CURL}; {CURL}; kill $!", long=True),
+    Check("accept_fatal", "an accept() failure other than EINTR is reported and fatal, not retried",
+          accept_failure_is_fatal, "Only EINTR means 'call accept() again'; any other failure is fatal.",
+          f"{SERVE} prlimit --pid $! --nofile=$(ls /proc/$!/fd | wc -l); {CURL}; sleep 1; "
+          "cat /proc/$!/stat | cut -d' ' -f3; kill $!; wait $!; echo \"server exit $?\""),
+]}

@@ -12,6 +12,8 @@ says so, with the server's own exit status and stderr.
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +23,7 @@ from typing import Callable
 
 import harness
 import steps
+from checks import code
 
 
 class Failed(Exception):
@@ -77,6 +80,25 @@ class Context:
     step: steps.Step  # The step whose checks these are.
     source: Path | None = None  # Its C++ source, when known.
     servers: list[harness.Server] = field(default_factory=list)  # Every server this check started.
+    folder: str | None = None  # A temporary folder of the check's own (the shim's logs).
+
+    @property
+    def program_path(self) -> Path:
+        return Path(self.program)
+
+    @property
+    def callgraph(self) -> Path | None:
+        """The compiler's call graph of the server, written beside it when make check built it."""
+        return code.callgraph_of(self.program_path)
+
+    def can_observe(self) -> bool:
+        """Whether the shim can watch this server: it loads into a dynamically linked program only."""
+        return harness.is_dynamic(self.program) and code.shim() is not None
+
+    def events(self, server: harness.Server) -> "code.ShimEvents | None":
+        """What the shim has seen of this server so far; None when it could not watch it."""
+        log = getattr(server, "shim_log", None)
+        return None if log is None else code.read_events(Path(log), server.pid)
 
     def takes_sleep(self) -> bool:
         """Whether the server has a --sleep option: its --help says."""
@@ -104,7 +126,14 @@ class Context:
     def server(self, *args: str, nofile: int | None = None, env: dict[str, str] | None = None):
         """with ctx.server(...) as server: the server, started; at the end its
         whole process group is killed and reaped, also when it did not start."""
+        log = None
+        if self.can_observe():
+            if self.folder is None:
+                self.folder = tempfile.mkdtemp(prefix="workshop-check-")
+            log = str(Path(self.folder) / f"shim-{len(self.servers)}.log")
+            env = {**(env or {}), "LD_PRELOAD": str(code.shim()), "WORKSHOP_SHIM_LOG": log}
         server = harness.Server(Path(self.program).name, *args, program=[self.program], nofile=nofile, env=env)
+        server.shim_log = log
         self.servers.append(server)
         try:
             yield self._start(server)
@@ -206,6 +235,9 @@ def run(check: Check, program, step: str, source=None) -> Outcome:
     except (OSError, harness.ServerDidNotStart) as error:
         return Outcome(check, False, "the behaviour above", f"{type(error).__name__}: {error}{_death(context)}",
                        check.hint, time.monotonic() - started)
+    finally:
+        if context.folder:
+            shutil.rmtree(context.folder, ignore_errors=True)
     return Outcome(check, True, seconds=time.monotonic() - started)
 
 
