@@ -377,7 +377,7 @@ class Server:
 
     def __init__(self, step: str, *args: str, nofile: int | None = None, nproc: int | None = None,
                  echo=None, echo_errors=None, program: list[str] | None = None,
-                 strace: list[str] | None = None, env: dict[str, str] | None = None):
+                 strace: list[str] | None = None, env: dict[str, str] | None = None, port: int = 0):
         if program is not None and nproc is not None and os.geteuid() == 0:
             raise ValueError("a root launcher cannot apply nproc to a program given by `program`")
         self.step = step
@@ -389,6 +389,7 @@ class Server:
         self.echo = echo
         self.echo_errors = echo_errors
         self.env = env  # Variables added to the server's environment (LD_PRELOAD, say).
+        self.requested_port = port  # 0: the kernel chooses (the default, and the only safe one on a shared machine).
         self.stopped_by_us = False  # stop() has killed it: an exit status after that is ours, not its own.
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
@@ -412,7 +413,7 @@ class Server:
             os.chmod(self._scratch_dir, 0o755)
         if scratch:
             program = [shutil.copy2(program[0], self._scratch_dir)]
-        command = [*program, "--port", "0", *self.args]
+        command = [*program, "--port", str(self.requested_port), *self.args]
         limits = []
         if self.nofile is not None:
             limits.append(f"ulimit -n {self.nofile}")

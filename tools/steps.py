@@ -67,7 +67,7 @@ RECORDS = [
     Step(
         "a", "an iterative server",
         "an iterative server answers 'Hello, World!' and prints the request",
-        checks=("answers", "escapes"),
+        checks=("answers", "escapes", "reset", "restarts", "options", "backlog"),
         goal="Write an iterative web server: it accepts one connection, reads the request, prints it, "
              "answers 'Hello, World!' and closes the connection, then goes back for the next one. "
              "One client at a time.",
@@ -88,7 +88,7 @@ RECORDS = [
     Step(
         "b", "an iterative server that sleeps",
         "a second client connects at once but waits for the whole sleep",
-        checks=("answers", "escapes", "second_waits"),
+        checks=("answers", "escapes", "second_waits", "reset", "options", "backlog", "sleep_default"),
         sleep=60,
         goal="Make the iterative server sleep after answering, to show that it serves one client at a "
              "time: a second client is accepted by the kernel (the backlog) but waits for the whole sleep.",
@@ -105,7 +105,8 @@ RECORDS = [
     Step(
         "c", "fork(): a child per connection",
         "a child per connection: everyone is answered at once",
-        checks=("answers", "escapes", "both_at_once", "child_pids", "lines_once", "child_exits", "parent_closes"),
+        checks=("answers", "escapes", "both_at_once", "child_pids", "lines_once", "child_exits", "parent_closes",
+                "options", "backlog", "sleep_default"),
         sleep=60,
         prints=("parent", "child"),
         goal="Serve clients at once: fork a child per connection. The child answers (and sleeps), the "
@@ -122,7 +123,7 @@ RECORDS = [
     Step(
         "d", "duplicates not closed, children not collected",
         "curl never ends; out of descriptors; zombies; out of processes",
-        checks=("escapes", "curl_hangs", "zombies", "emfile", "lines_once", "child_exits"),
+        checks=("escapes", "curl_hangs", "zombies", "emfile", "lines_once", "child_exits", "options", "backlog"),
         prints=("parent", "child", "held"),
         goal="Break the server on purpose, the article's way: the parent keeps its copy of each "
              "connection and collects no child. curl gets the body but never ends, descriptors run out "
@@ -139,8 +140,8 @@ RECORDS = [
     Step(
         "e", "a SIGCHLD handler, and EINTR",
         "the SIGCHLD handler interrupts accept(): the server dies",
-        checks=("curl_ends", "reports_child", "eintr", "handler_safe", "handler_errno", "escapes", "lines_once",
-                "child_exits", "parent_closes"),
+        checks=("curl_ends", "reports_child", "eintr", "stopped_child", "handler_safe", "handler_errno", "escapes",
+                "lines_once", "child_exits", "parent_closes", "options", "backlog", "sleep_default"),
         sleep=3,
         lesson_stderr="accept: Interrupted system call",
         prints=("parent", "child", "terminated"),
@@ -163,8 +164,8 @@ RECORDS = [
     Step(
         "f", "accept() restarted, and a burst",
         "accept() restarted, but a burst of 128 clients leaves zombies",
-        checks=("curl_ends", "survives", "burst_zombies", "accept_fatal", "handler_safe", "handler_errno",
-                "escapes", "lines_once", "child_exits", "parent_closes"),
+        checks=("curl_ends", "survives", "burst_zombies", "accept_fatal", "stopped_child", "handler_safe",
+                "handler_errno", "escapes", "lines_once", "child_exits", "parent_closes", "options", "backlog"),
         backlog=1024,
         prints=("parent", "child", "terminated"),
         goal="Survive the signal: when accept() fails with EINTR nothing went wrong, so call it again. "
@@ -180,7 +181,8 @@ RECORDS = [
         "g", "a waitpid() loop",
         "a waitpid() loop: no zombie, however many clients",
         checks=("curl_ends", "survives", "no_zombies", "keeps_accepting", "low_nofile", "accept_fatal",
-                "handler_safe", "handler_errno", "escapes", "lines_once", "child_exits", "parent_closes"),
+                "handler_safe", "handler_errno", "escapes", "lines_once", "child_exits", "parent_closes", "options",
+                "backlog"),
         backlog=1024,
         prints=("parent", "child", "terminated"),
         goal="Collect every child, however many exit at once: the handler loops on waitpid() with WNOHANG "

@@ -23,19 +23,25 @@ import re
 import resource
 import signal
 import socket
+import struct
+import threading
 import time
 
 import harness
 from checks import code
-from checks.framework import Check, Context, Failed, NotChecked, expect, quote, visible
+from checks.framework import Check, Context, Failed, NotChecked, expect, quote, stderr_hint, visible
 
 # Bounds for what must happen: generous, since a busy machine (a room's, load 5 to 11 on two cores)
 # may take seconds for what takes milliseconds on a quiet one. A passing server ends each wait as
 # soon as what it waits for has happened.
 MUST = 10.0
-# The request that the escaping is checked with: bytes that would drive a terminal (clear the screen,
-# set its title, ring the bell), DEL and a byte that is not ASCII.
-ESCAPE_REQUEST = b"GET /\x1b[2J\x1b]0;owned\x07\x7f\xff HTTP/1.1\r\nHost: localhost\r\n\r\n"
+# The requests that the printing is checked with, in this order: one of exactly 1024 bytes (what a
+# single recv() of the steps' buffer takes), then one with bytes that would drive a terminal (clear
+# the screen, set its title, ring the bell), a NUL, DEL and a byte that is not ASCII, ending with a
+# control byte; a server prints each exactly as received, escaped, and a line break after it.
+LONG_REQUEST = b"GET /" + b"a" * (1024 - 35) + b" HTTP/1.1\r\nHost: localhost\r\n\r\n"
+assert len(LONG_REQUEST) == 1024
+ESCAPE_REQUEST = b"GET /\x1b[2J\x1b]0;owned\x07\x00\x7f\xff HTTP/1.1\r\nHost: localhost\r\n\r\n\x1b"
 # The answers that the contract allows: the article's bare line feeds, or HTTP's CRLF.
 ANSWERS = (b"HTTP/1.1 200 OK\r\n\r\nHello, World!\n", b"HTTP/1.1 200 OK\n\nHello, World!\n")
 
@@ -112,53 +118,139 @@ def unescape(printed: bytes) -> bytes | None:
     return bytes(out)
 
 
-def printed_request(raw: bytes) -> bytes:
-    """What a server printed besides its first line and the lines of its own (Child PID ...)."""
-    lines = [line for line in raw.split(b"\n")[1:] if not STRUCTURE.match(line)]
-    return b"\n".join(lines)
+def printed_requests(raw: bytes) -> bytes:
+    """What a server printed besides its first line and the lines of its own (Child PID ...), byte
+    for byte, line breaks included."""
+    lines = raw.splitlines(keepends=True)[1:]
+    return b"".join(line for line in lines if not STRUCTURE.match(line.rstrip(b"\n")))
+
+
+def _normal(data: bytes) -> bytes:
+    """Line breaks as a terminal shows them: CRLF printed as a line break, or escaped, is one."""
+    return data.replace(b"\r\n", b"\n")
+
+
+def _settle(server: harness.Server, quiet: float = 0.2, timeout: float = MUST) -> None:
+    """Wait until the server's output has stopped growing for `quiet` seconds."""
+    deadline, size, since = time.monotonic() + timeout, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now = len(server.out.raw)
+        if now != size:
+            size, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.02)
 
 
 def prints_request_escaped(ctx: Context) -> None:
-    with ctx.server(*ctx.sleep_args()) as server:
-        harness.http_get(server.port, timeout=MUST, until=harness.BODY, request=ESCAPE_REQUEST)
-        # The request is printed before it is answered; give a child a moment to reach stdout.
-        server.out.wait_for(r"^Host: localhost", MUST)
-        time.sleep(0.1)
-        raw = bytes(server.out.raw)
-        shown = printed_request(raw)
-        meant = ESCAPE_REQUEST.replace(b"\r\n", b"\n")
+    requests = [LONG_REQUEST, ESCAPE_REQUEST]
+    # Step e dies when a child exits: there its children sleep long enough for both requests.
+    with ctx.server(*ctx.sleep_args(5 if ctx.step.lesson_stderr else 0.2)) as server:
+        for request in requests:
+            answer, _ = harness.http_get(server.port, timeout=MUST, until=harness.BODY, request=request)
+            expect(answer.endswith(harness.BODY), f"a request of {len(request)} bytes answered", quote(answer),
+                   "Read the request with recv() into a buffer of 1024 bytes, print it, then answer.")
+            _settle(server)  # Its lines printed (a child may print after it answered).
+        shown = printed_requests(bytes(server.out.raw))
         decoded = unescape(shown)
         expect(decoded is not None,
-               "the request printed with every byte that is not printable text escaped (\\x1b for ESC)",
-               f"raw bytes on stdout: {quote(shown.decode('latin-1'))}",
+               "each request printed with every byte that is not printable text escaped (\\x1b for ESC)",
+               f"raw bytes on stdout: {quote(shown.decode('latin-1')[-300:])}",
                "A request is untrusted input: escape every byte that is not printable text (below 0x20 but the "
                "line break, DEL 0x7f, and every byte above 0x7f), never print it raw.")
-        # Line endings: CRLF may be printed as a line break, or escaped.
-        normal = decoded.replace(b"\r\n", b"\n").strip(b"\n")
-        want = meant.strip(b"\n")
-        if normal != want:
-            if normal == want + b"\n\n" + want or normal.count(want) > 1:
-                seen, hint = "the request printed twice", "Print what recv() returned once."
-            elif want.startswith(normal):
-                seen = f"only the first {len(normal)} of its {len(want)} bytes"
-                hint = ("Print every byte that recv() returned (n of them), not up to a NUL or a line break, "
-                        "and the whole request, every line of it.")
-            elif normal.startswith(want):
-                seen = f"bytes the client never sent after it: {quote(visible(normal[len(want):].decode('latin-1')))}"
-                hint = ("Print exactly the n bytes that recv() returned, not the whole buffer: the rest of it "
-                        "holds what the client never sent.")
+        got = _normal(decoded)
+        want = [_normal(r) for r in requests]
+        if got != b"".join(r + b"\n" for r in want):
+            # Name the mistake from what was printed of the second request (the first is all text).
+            first = want[0]
+            rest = got[len(first) + 1:] if got.startswith(first + b"\n") else got
+            meant = want[1]
+            if not got.startswith(first):
+                seen = f"the {len(first)}-byte request printed as {quote(visible(got[:160].decode('latin-1')))}"
+                hint = ("Print all n bytes that recv() returned (a request of 1024 bytes fills the buffer: read "
+                        "up to sizeof buffer, not one less, and print n bytes, not up to a NUL).")
+            elif rest.count(meant) > 1:
+                seen, hint = "a request printed twice", "Print what recv() returned once."
+            elif rest.rstrip(b"\n") == meant.rstrip(b"\n") or rest == meant:
+                seen = "no line break after the request"
+                hint = ("Print a line break after the request (the README: the request ends with an empty line, "
+                        "and the server prints a line break after it).")
+            elif meant.startswith(rest.rstrip(b"\n")):
+                seen = (f"only {len(rest.rstrip())} of its {len(meant)} bytes: "
+                        f"{quote(visible(rest.decode('latin-1')))}")
+                hint = ("Print every byte that recv() returned (n of them), not up to a NUL (strlen, printf's %s "
+                        "stop there): escape the NUL like any byte that is not text.")
+            elif rest.startswith(meant):
+                seen = f"bytes the client never sent after it: {quote(visible(rest[len(meant):].decode('latin-1')))}"
+                hint = ("Print exactly the n bytes that recv() returned, not the whole buffer nor up to a NUL: the "
+                        "rest of the buffer holds what the client never sent (or an earlier request).")
             else:
-                seen = f"{quote(shown.decode('latin-1'))}"
+                seen = quote(visible(rest.decode("latin-1")))
                 hint = "Print the bytes that recv() returned, in order, escaped, and nothing else."
-            raise Failed("the request printed exactly as received, each byte that is not printable text escaped: "
-                         f"{quote(meant.decode('latin-1'))}", seen, hint)
+            raise Failed("each request printed exactly as received, escaped, then a line break: "
+                         + quote(visible(meant.decode("latin-1"))), seen, hint)
         ctx.quiet_stderr(server)
 
 
-def _wait_closed(sock: socket.socket, timeout: float) -> float | None:
-    """Read until end of file; the time it came, or None if it did not come within `timeout`."""
-    _, closed = harness.receive(sock, timeout)
-    return time.monotonic() if closed else None
+def survives_a_reset(ctx: Context) -> None:
+    """A client that resets its connection is that client's problem: recv() fails, the server says so
+    (warn) and serves the next client."""
+    with ctx.server(*ctx.sleep_args()) as server:
+        with harness.connect(server.port, timeout=MUST) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # The server's recv() now fails with ECONNRESET (pitfall 21: the reset connection is accepted).
+        server.err.wait_for(r"Connection reset by peer", 2)  # May not be seen: a short look only.
+        data, closed = harness.http_get(server.port, timeout=MUST)
+        expect(data in ANSWERS and closed, "after a client reset its connection, the next client is answered",
+               f"{quote(data)}, server {'alive' if server.alive() else f'dead: exit status {server.wait_exit(1)}'}, "
+               f"stderr {quote(server.err.text())}",
+               "A failed recv() or send() concerns that client only: report it with warn() and return to "
+               "accept(), never fatal().")
+        err = [line for line in server.err.text().splitlines() if line]
+        allowed = {"recv: Connection reset by peer", "send: Connection reset by peer", "send: Broken pipe"}
+        expect(all(line in allowed for line in err), "at most 'recv: Connection reset by peer' on stderr",
+               f"stderr {quote(server.err.text())}", stderr_hint(server.err.text()))
+
+
+def restarts_on_its_port(ctx: Context) -> None:
+    """SO_REUSEADDR: a restarted server binds its port at once, while the connections of its previous
+    run wait out TIME_WAIT."""
+    with ctx.server(*ctx.sleep_args()) as server:
+        port = server.port
+        for _ in range(2):  # The server closes first: its side of each connection is left in TIME_WAIT.
+            harness.http_get(port, timeout=MUST)
+    try:
+        with ctx.server(*ctx.sleep_args(), port=port) as again:
+            data, _ = harness.http_get(again.port, timeout=MUST)
+            expect(data in ANSWERS, "restarted on the same port at once, it answers", quote(data))
+    except Failed as failure:
+        if "Address already in use" not in failure.seen:
+            raise
+        raise Failed("restarted at once on the port it had, while that run's connections wait out TIME_WAIT, "
+                     "the server binds it", failure.seen,
+                     "setsockopt(listen_socket, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) before bind(): without "
+                     "it, the kernel refuses the port for a minute after a run whose connections the server "
+                     "closed (TIME_WAIT).")
+
+
+class CloseWatch:
+    """Reads a connection on a thread of its own until end of file, and notes when it came: the moment
+    the server closed it, whatever the check does meanwhile."""
+
+    def __init__(self, sock: socket.socket, timeout: float):
+        self.closed_at: float | None = None
+        self._thread = threading.Thread(target=self._read, args=(sock, timeout), daemon=True)
+        self._thread.start()
+
+    def _read(self, sock: socket.socket, timeout: float) -> None:
+        _, closed = harness.receive(sock, timeout)
+        if closed:
+            self.closed_at = time.monotonic()
+
+    def wait(self) -> float | None:
+        """The time the connection closed, or None if it did not within the timeout."""
+        self._thread.join()
+        return self.closed_at
 
 
 def second_client_waits(ctx: Context) -> None:
@@ -169,6 +261,7 @@ def second_client_waits(ctx: Context) -> None:
             answer, _ = harness.receive(first, MUST, until=harness.BODY)
             answered = time.monotonic()
             expect(answer.endswith(harness.BODY), "the first client answered", quote(answer))
+            first_close = CloseWatch(first, MUST + pause)
             with harness.connect(server.port, timeout=MUST) as second:  # The backlog takes it at once.
                 second.sendall(harness.REQUEST)
                 # Must not happen: watched for most of the sleep only.
@@ -180,8 +273,8 @@ def second_client_waits(ctx: Context) -> None:
                        f"answered at once: {quote(early)}" if early else f"{printed} requests printed during the sleep",
                        "The iterative server sleeps in its own loop, with no fork: after answering, sleep, then "
                        "close the connection, and only then accept() the next one.")
-                closed = _wait_closed(first, MUST)
                 late, _ = harness.receive(second, MUST + pause, until=harness.BODY)
+                closed = first_close.wait()
                 second_at = time.monotonic()
         expect(closed is not None, "the first client's connection closed after the sleep",
                f"still open {MUST:g} s after its answer", "Close the connection after the sleep.")
@@ -216,6 +309,7 @@ def both_at_once(ctx: Context) -> None:
             answer, _ = harness.receive(first, MUST, until=harness.BODY)
             answered = time.monotonic()
             expect(answer.endswith(harness.BODY), "the first client answered", quote(answer))
+            first_close = CloseWatch(first, MUST + pause)
             with harness.connect(server.port, timeout=MUST) as second:
                 second.sendall(harness.REQUEST)
                 # Must happen, and before the first child's sleep is over: as long as that allows.
@@ -225,7 +319,7 @@ def both_at_once(ctx: Context) -> None:
                    f"nothing within {pause - 1.0:g} s: {quote(early)}",
                    "fork() after accept(): the child answers and sleeps, the parent goes straight back to "
                    "accept().")
-            closed = _wait_closed(first, MUST + pause)
+            closed = first_close.wait()
         expect(closed is not None and closed - answered >= 0.9 * pause,
                f"the first client's connection closed after its child's {pause:g} s sleep",
                "never closed" if closed is None else f"closed {closed - answered:.2f} s after the answer",
@@ -360,15 +454,21 @@ def child_closes_listener_and_exits(ctx: Context) -> None:
 
 
 def parent_closes_its_copy(ctx: Context) -> None:
-    with ctx.server(*ctx.sleep_args(1)) as server:
+    # Where the child sleeps, it sleeps long: the parent must have closed its copy while the child
+    # still holds its own (and while the parent is alive: step e's dies when a child exits).
+    with ctx.server(*ctx.sleep_args(5)) as server:
         listener = socket_links(server.pid)
         with harness.connect(server.port, timeout=MUST) as sock:
             sock.sendall(harness.REQUEST)
             harness.receive(sock, MUST, until=harness.BODY)
-            deadline = time.monotonic() + MUST
-            while socket_links(server.pid) != listener and time.monotonic() < deadline:
-                time.sleep(0.02)
+            deadline = time.monotonic() + (4 if ctx.takes_sleep() else MUST)
             held = socket_links(server.pid) - listener
+            while held and server.alive() and time.monotonic() < deadline:
+                time.sleep(0.02)
+                held = socket_links(server.pid) - listener
+            alive = server.alive()
+        expect(alive, "the parent lives while its child sleeps", f"it died: stderr {quote(server.err.text())}",
+               stderr_hint(server.err.text()))
         expect(not held, "the parent holds only its listening socket once it has forked the child",
                f"the parent also holds {sorted(held)}",
                "In the parent (fork() returned the child's PID), close(client_connection): the child "
@@ -469,6 +569,7 @@ def catches_sigchld(pid: int) -> bool:
     return False
 
 
+SA_RESTART = 0x10000000  # <signal.h> on Linux (Python's signal module does not name it).
 NO_HANDLER_HINT = ("No SIGCHLD handler is installed, so nothing interrupts accept(). A wait() in the loop "
                    "collects the child, but it is not the lesson: install grim_reaper() with "
                    "sigaction(SIGCHLD, &action, nullptr) and let the handler call wait() and write the line.")
@@ -504,7 +605,7 @@ def _restart_hint(ctx: Context, server: harness.Server) -> str:
         return ("The handler was installed with signal(). glibc's signal() (and std::signal) installs it with "
                 "SA_RESTART, the BSD behaviour that the C library chooses, and the kernel then restarts "
                 "accept() by itself: install it with sigaction() and sa_flags = SA_NOCLDSTOP, no SA_RESTART.")
-    if installed and installed[3] & signal.SA_RESTART:
+    if installed and installed[3] & SA_RESTART:
         return ("The handler was installed with SA_RESTART in sa_flags, and the kernel then restarts accept() "
                 "by itself: sa_flags = SA_NOCLDSTOP, no SA_RESTART.")
     return ("accept() was restarted after the handler ran: either the handler was installed with SA_RESTART "
@@ -847,6 +948,126 @@ def accept_failure_is_fatal(ctx: Context) -> None:
 
 
 # ---------------------------------------------------------------------------
+# Every step: the command line, the backlog, the default sleep.
+
+
+def _refuses(ctx: Context, args: list[str]) -> str | None:
+    """None if the server refuses `args` as the contract says (usage on stderr, exit status 2);
+    else what it did instead."""
+    result = harness.run_bounded([ctx.program, *args], timeout=3)
+    if result.returncode is None:
+        return f"{' '.join(args)!r}: it started (killed after 3 s) instead of refusing"
+    if result.returncode != 2 or not result.stderr.strip():
+        return (f"{' '.join(args)!r}: exit status {result.returncode}, stderr {quote(result.stderr[:100])} "
+                "(not a usage error: status 2 and a message)")
+    return None
+
+
+def command_line(ctx: Context) -> None:
+    record = ctx.step
+    result = harness.run_bounded([ctx.program, "--help"], timeout=MUST)
+    wanted = ["--port", "--host", *(["--sleep"] if record.takes_sleep else []), *record.options]
+    missing = [option for option in wanted if option not in result.stdout]
+    expect(result.returncode == 0 and not missing,
+           f"--help prints the usage on stdout, listing {', '.join(wanted)}, and exits 0",
+           f"exit status {result.returncode}, stdout {quote(result.stdout)}" +
+           (f", without {', '.join(missing)}" if missing else ""),
+           "Every option is in getopt_long's table, in the switch and in usage(); --help prints usage() on "
+           "stdout and exits 0.")
+    # Whole numbers are plain decimal: these would all be read as port 0 (a port the kernel chooses) by a
+    # parser that is not strict, so that a server that takes them starts harmlessly, and is seen.
+    bad = [["--port", "abc"], ["--port", "0x0"], ["--port", "0e0"], ["--port", " 0"], ["--port", "70000"],
+           ["--port", "0", "--bogus"]]
+    if record.takes_sleep:
+        bad += [["--port", "0", "--sleep", "abc"], ["--port", "0", "--sleep", "-1"]]
+    else:
+        bad += [["--port", "0", "--sleep", "1"]]  # Only steps b, c and e sleep.
+    for option in record.options:
+        bad += [["--port", "0", option, "0"], ["--port", "0", option, "abc"]]
+    wrong = [problem for args in bad if (problem := _refuses(ctx, args))]
+    expect(not wrong, "bad options refused: usage on stderr, exit status 2 (whole numbers in plain decimal only"
+           + ("" if record.takes_sleep else "; this step takes no --sleep") + ")",
+           "; ".join(wrong[:3]),
+           "Parse each value strictly (parse_number: digits only for whole numbers, the whole text, in range) "
+           "and call bad_usage() for anything else; a step that does not sleep has no --sleep option."
+           if record.takes_sleep or not any("--sleep" in w for w in wrong) else
+           f"Step {record.letter} does not sleep: remove the --sleep option (its table entry, its case, its "
+           "line in usage()) and the child's sleep.")
+
+
+def listen_backlog(ctx: Context) -> None:
+    """The backlog that listen() was given, as the kernel keeps it: for a listening socket, ss shows it
+    as Send-Q (capped by net.core.somaxconn)."""
+    somaxconn = int(open("/proc/sys/net/core/somaxconn").read())
+    want = min(ctx.step.backlog, somaxconn)
+    with ctx.server(*ctx.sleep_args()) as server:
+        result = harness.run_bounded(["ss", "-Hltn", f"sport = :{server.port}"], timeout=MUST)
+        fields = result.stdout.split()
+        expect(result.returncode == 0 and len(fields) >= 3, "ss lists the listening socket",
+               quote(result.stdout + result.stderr), "Install iproute2 (ss): make check does.")
+        backlog = int(fields[2])
+        expect(backlog == want, f"listen()'s backlog is {ctx.step.backlog}, as in the article"
+               + (f" (capped at net.core.somaxconn, {somaxconn})" if want != ctx.step.backlog else ""),
+               f"the kernel keeps a backlog of {backlog} for it (ss -ltn: Send-Q)",
+               f"listen(listen_socket, REQUEST_QUEUE_SIZE) with REQUEST_QUEUE_SIZE {ctx.step.backlog} in step "
+               f"{ctx.step.letter}: 5 in steps a to e, as the article has it, 1024 from step f on, so that a burst "
+               "of clients is not dropped.")
+
+
+_SLEEP_CALL = re.compile(r"(?:clock_nanosleep|nanosleep)\(.*?\{tv_sec=(\d+), tv_nsec=(\d+)\}")
+
+
+def default_sleep(ctx: Context) -> None:
+    problem = harness.strace_problem()
+    if problem:
+        raise NotChecked(f"watches the sleep with strace, which cannot run here: {problem}")
+    want = ctx.step.sleep
+    with ctx.server(strace=["-e", "trace=nanosleep,clock_nanosleep"]) as server:
+        harness.http_get(server.port, timeout=2, until=harness.BODY)  # The sleep follows the answer.
+        deadline, found = time.monotonic() + MUST, None
+        while time.monotonic() < deadline and not found:
+            found = _SLEEP_CALL.search(server.trace_text())
+            time.sleep(0.05)
+        expect(found, f"without --sleep, the pause after answering is the article's {want:g} s",
+               f"no nanosleep() or clock_nanosleep() seen within {MUST:g} s of the answer",
+               f"Without --sleep the server sleeps {want:g} s after answering (the default of --sleep).")
+        seconds = int(found.group(1)) + int(found.group(2)) / 1e9
+        expect(abs(seconds - want) < 0.01, f"without --sleep, the pause after answering is the article's {want:g} s",
+               f"it sleeps {seconds:g} s ({found.group(0)[:80]})",
+               f"The default of --sleep is {want:g} seconds in step {ctx.step.letter}, as in the article.")
+
+
+def stopped_child(ctx: Context) -> None:
+    """SA_NOCLDSTOP: a child that is only stopped (kill -STOP) sends no SIGCHLD; without it, the
+    handler's wait() would block until some child exits, and the server with it."""
+    with ctx.server(*ctx.sleep_args(5)) as server:
+        with harness.connect(server.port, timeout=MUST):  # Its child waits for a request, then sleeps.
+            live = _live_children(server, MUST)
+            expect(live, "a child for the connection", "no child", "fork() after accept(), once per connection.")
+            os.kill(live[0].pid, signal.SIGSTOP)
+            try:
+                time.sleep(0.2)  # A SIGCHLD for the stop would arrive now.
+                answer, _ = harness.http_get(server.port, timeout=MUST, until=harness.BODY)
+                hint = None if answer.endswith(harness.BODY) else (
+                    "Stopping a child (kill -STOP) sent the server a SIGCHLD, and the handler's wait() blocks until "
+                    "some child exits: nothing is accepted meanwhile. sa_flags = SA_NOCLDSTOP: no SIGCHLD for a "
+                    "child that is only stopped." + (" (The parent is waiting in the kernel's "
+                                                     f"{_wchan(server.pid)}.)" if _wchan(server.pid) else ""))
+                expect(answer.endswith(harness.BODY), "while one child is stopped (kill -STOP), the next client is "
+                       "answered", f"no answer within {MUST:g} s: {quote(answer)}", hint)
+            finally:
+                os.kill(live[0].pid, signal.SIGCONT)
+
+
+
+def _wchan(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/wchan").read().strip().strip("0")
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------------------
 # The checks, by key. A step's record (tools/steps.py) lists the keys of its checks.
 
 CHECKS = {check.key: check for check in [
@@ -929,6 +1150,29 @@ CHECKS = {check.key: check for check in [
           keeps_accepting, "waitpid with WNOHANG.",
           f"{SERVE} (sleep 5 | curl -s --max-time 6 telnet://localhost:$P &); sleep 0.3; "
           f"{CURL}; {CURL}; kill $!", long=True),
+    Check("reset", "a client that resets its connection costs that client only: the next one is answered",
+          survives_a_reset, "A failed recv() is warn(), not fatal().",
+          f"{SERVE} python3 -c \"import socket,struct; s=socket.create_connection(('127.0.0.1',$P)); "
+          "s.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack('ii',1,0)); s.close()\"; "
+          f"{CURL}; kill $!; cat $L"),
+    Check("restarts", "restarted at once on the same port (SO_REUSEADDR), it binds and answers",
+          restarts_on_its_port, "SO_REUSEADDR on the listening socket, before bind().",
+          "build/exercises/webserver3a --port 8088 & sleep 0.5; curl -s localhost:8088; kill $!; "
+          "{server} --port 8088"),
+    Check("options", "the command line: --help lists the options; bad ones are refused (usage, exit 2)",
+          command_line, "Every option in getopt_long's table, its case, and usage().",
+          "{server} --help; {server} --port 0x0; echo \"exit $?\"; {server} --port 0 --sleep 1; echo \"exit $?\""),
+    Check("backlog", "listen()'s backlog is the article's (5 in steps a to e, 1024 from f on)",
+          listen_backlog, "REQUEST_QUEUE_SIZE as the step says.",
+          f"{SERVE} ss -ltn sport = :$P; kill $!   # Send-Q: the backlog"),
+    Check("sleep_default", "without --sleep, the pause is the article's (b and c: 60 s, e: 3 s)",
+          default_sleep, "The default of --sleep as the article has it.",
+          f"L=$(mktemp); strace -f -e trace=nanosleep,clock_nanosleep {{server}} --port 0 >$L & {PORT} {CURL}; "
+          "sleep 1; kill %1"),
+    Check("stopped_child", "a stopped child (kill -STOP) does not freeze the server (SA_NOCLDSTOP)",
+          stopped_child, "sa_flags = SA_NOCLDSTOP.",
+          f"{serve(' --sleep 5')} (sleep 3 | curl -s telnet://localhost:$P &); sleep 0.5; "
+          f"kill -STOP $(pgrep -n -P $!); {CURL}; kill $!"),
     Check("accept_fatal", "an accept() failure other than EINTR is reported and fatal, not retried",
           accept_failure_is_fatal, "Only EINTR means 'call accept() again'; any other failure is fatal.",
           f"{SERVE} prlimit --pid $! --nofile=$(ls /proc/$!/fd | wc -l); {CURL}; sleep 1; "

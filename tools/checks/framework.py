@@ -123,7 +123,8 @@ class Context:
         return ["--sleep", f"{seconds:g}"] if self.takes_sleep() else []
 
     @contextlib.contextmanager
-    def server(self, *args: str, nofile: int | None = None, env: dict[str, str] | None = None):
+    def server(self, *args: str, nofile: int | None = None, env: dict[str, str] | None = None, port: int = 0,
+               strace: list[str] | None = None):
         """with ctx.server(...) as server: the server, started; at the end its
         whole process group is killed and reaped, also when it did not start."""
         log = None
@@ -132,7 +133,8 @@ class Context:
                 self.folder = tempfile.mkdtemp(prefix="workshop-check-")
             log = str(Path(self.folder) / f"shim-{len(self.servers)}.log")
             env = {**(env or {}), "LD_PRELOAD": str(code.shim()), "WORKSHOP_SHIM_LOG": log}
-        server = harness.Server(Path(self.program).name, *args, program=[self.program], nofile=nofile, env=env)
+        server = harness.Server(Path(self.program).name, *args, program=[self.program], nofile=nofile, env=env,
+                                port=port, strace=strace)
         server.shim_log = log
         self.servers.append(server)
         try:
@@ -235,6 +237,11 @@ def run(check: Check, program, step: str, source=None) -> Outcome:
     except (OSError, harness.ServerDidNotStart) as error:
         return Outcome(check, False, "the behaviour above", f"{type(error).__name__}: {error}{_death(context)}",
                        check.hint, time.monotonic() - started)
+    except Exception as error:  # The judge's own fault: say so, never blame the server for it.
+        return Outcome(check, False, "the check to run to its end",
+                       f"the check itself failed ({type(error).__name__}: {error}): this is a bug of make check, "
+                       "not of your server; please report it", "Run make check again; report it if it stays.",
+                       time.monotonic() - started)
     finally:
         if context.folder:
             shutil.rmtree(context.folder, ignore_errors=True)
