@@ -17,6 +17,7 @@ JOBS     ?= 2
 STEP     ?=
 PAUSE    ?=
 ROUNDS   ?=
+RUNS     ?=
 # The Python that runs the tools: tools/python.sh chooses Debian's python3 (the
 # one python3-pytest installs for) when the command runs, not when make reads
 # this file: make expands a whole recipe before its first line (the install
@@ -131,9 +132,11 @@ check:
 #   make doctor            is this machine ready? one line per item, and what to do
 #   make container-check   maintainers: build the dev container, run make test and make tour
 #                          inside it as root and as its ordinary user (minutes; not part of make test)
+#   make loaded-check      maintainers: every reference judged by make check, 56 times, 4 at once, beside
+#                          2 busy loops (tools/loaded_check.py; RUNS=N for more or fewer)
 #   make fresh-check       maintainers: every entry point above in a bare debian:bookworm container of
 #                          its own, as root and as an ordinary user without sudo (many minutes)
-.PHONY: doctor container-check fresh-check
+.PHONY: doctor container-check fresh-check loaded-check
 doctor:
 	@sh tools/doctor.sh
 
@@ -142,6 +145,11 @@ container-check:
 
 fresh-check:
 	@sh tools/fresh-check.sh $(ENTRIES)
+
+loaded-check:
+	@$(INSTALL) exercise
+	@$(MAKE) client >/dev/null
+	@$(PYTHON) tools/loaded_check.py $(if $(RUNS),--runs $(RUNS)) $(STEP)
 
 # Wrong turns: a target that does not exist, but looks like a step or a
 # program, names the right one; anything else lists the targets.
