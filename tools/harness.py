@@ -155,6 +155,7 @@ class Stream:
 
     def __init__(self, pipe, echo=None):
         self.lines: list[str] = []
+        self.times: list[float] = []  # When each line arrived (time.monotonic()).
         self.raw = bytearray()  # Every byte, exactly as the program wrote it.
         self._pipe = pipe
         self._echo = echo
@@ -170,6 +171,7 @@ class Stream:
                 with self._changed:
                     self.raw += raw
                     self.lines.append(line)
+                    self.times.append(time.monotonic())
                     self._changed.notify_all()
                 if self._echo:
                     self._echo(line)
@@ -191,6 +193,12 @@ class Stream:
                 if remaining <= 0 or self._closed:
                     return None
                 self._changed.wait(remaining)
+
+    def arrival(self, pattern: str) -> float | None:
+        """When the first line matching `pattern` arrived, or None."""
+        regex = re.compile(pattern)
+        with self._changed:
+            return next((t for line, t in zip(self.lines, self.times) if regex.search(line)), None)
 
     def matches(self, pattern: str) -> list[re.Match]:
         regex = re.compile(pattern)

@@ -155,7 +155,7 @@ RECORDS = [
         hints=("sigaction(), not signal(): glibc's signal() (and std::signal) installs the handler with "
                "SA_RESTART, the BSD behaviour that the C library chooses (the raw Linux system call would "
                "not), so the kernel restarts accept() by itself and the crash never shows. "
-               "sa_flags = SA_NOCLDSTOP, nothing else.",
+               "sa_flags = SA_NOCLDSTOP (with SA_SIGINFO if you install it as sa_sigaction), never SA_RESTART.",
                "In a handler only async-signal-safe calls: wait() and write() are, printf() is not. Format "
                "the line into a char buffer by hand.",
                "Save errno on entry to the handler and restore it before returning: wait() may set ECHILD "
