@@ -210,6 +210,8 @@ REFUSED = [
     ("no code", "", verdict(), 403),
     ("a wrong code", "wrong-code-wrong-code", verdict(), 403),
     ("the code with one character changed", "CHANGED", verdict(), 403),
+    ("the code's first half", "HALF", verdict(), 403),
+    ("the code and more", "LONGER", verdict(), 403),
     ("over 4 KB", None, json.dumps(verdict()).encode() + b" " * 4097, 413),
     ("malformed JSON", None, b'{"name": "ada", "step": "c",', 400),
     ("not UTF-8", None, b'{"name": "\xff"}', 400),
@@ -248,6 +250,10 @@ def test_every_bad_input_is_answered_and_nothing_stored(rooms, tmp_path):
     for what, code, body, expected in REFUSED:
         if code == "CHANGED":
             code = room.code[:-1] + ("A" if room.code[-1] != "A" else "B")
+        elif code == "HALF":
+            code = room.code[:len(room.code) // 2]
+        elif code == "LONGER":
+            code = room.code + "A"
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         status, answer = room.post(None, code=code, raw=raw)
         if status != expected:
@@ -333,6 +339,20 @@ def test_a_participant_sending_too_fast_is_slowed_not_the_room(rooms, tmp_path):
     wait_for_verdict(room, "grace", "d", [23 % 6, 6])
 
 
+def test_a_held_verdict_never_overwrites_a_newer_one(tmp_path):
+    """In-process, the race the room must win: a participant's verdict A is
+    held (too many a second); their next verdict B arrives after their turn has
+    come and is stored at once; the room's release of A, already under way,
+    must not store the older A over B."""
+    room = room_server.Room(tmp_path / "state.json", ["a", "b"])
+    older = verdict(name="ada", step="a", checks=(1, 3), failing="answers")
+    newer = verdict(name="ada", step="a", passed=True, checks=(3, 3), failing=None)
+    room.hold(older)
+    assert room.add(newer) is not None
+    assert room.add(older, held=True) is None, "a held verdict older than the stored one was stored"
+    assert room.participants["ada"]["steps"]["a"]["passed"] is True and not room.held
+
+
 def test_one_address_cannot_fill_the_room_with_names(rooms):
     room = rooms()
     answers = [(room.post(verdict(name=f"name {i}")), i) for i in range(room_server.NEW_NAMES_BURST + 10)]
@@ -366,9 +386,20 @@ def joined_to(tmp_path):
 
 
 def timed_send(folder: Path) -> tuple[str | None, float]:
-    started = time.monotonic()
-    note = send(folder, "c", False, (3, 7), "child_pids")
-    return note, time.monotonic() - started
+    """send_verdict's note and how long it took; on a thread, so that a
+    send_verdict that blocks fails the test in 5 s rather than hanging it."""
+    result = []
+
+    def run():
+        started = time.monotonic()
+        note = send(folder, "c", False, (3, 7), "child_pids")
+        result.append((note, time.monotonic() - started))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert result, "send_verdict did not return within 5 s"
+    return result[0]
 
 
 def test_a_room_that_accepts_but_never_answers_costs_half_a_second(joined_to):
