@@ -183,8 +183,8 @@ class Limits:
 class Room:
     """Every participant's latest verdict for each step.
 
-    The state file holds {"code": ..., "participants": {name: {"n": join
-    order, "steps": {step: verdict}}}}, where a verdict is what the
+    The state file holds {"code": ..., "participants": {name: {"n": 1, 2, ...
+    in the order of their first verdicts, "steps": {step: verdict}}}}, where a verdict is what the
     participant sent (without the name) plus the room's times: "at" (when it
     arrived), "changed" (when that step's verdict last changed) and "since"
     (when its failing check started failing, that check unchanged since)."""
@@ -199,6 +199,8 @@ class Room:
         self.held: dict[tuple[str, str], dict] = {}
         # Changes with every verdict stored, and between two runs of the room.
         self.run, self.version = secrets.token_hex(4), 0
+        for leftover in path.parent.glob(f".{path.name}-*.tmp"):
+            leftover.unlink()  # A room killed while writing: the state file itself is whole.
         if path.exists():
             try:
                 state = json.loads(path.read_text())
@@ -222,7 +224,7 @@ class Room:
         cache already; only a power cut could lose the last verdicts.)"""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         state = {"code": self.code, "participants": participants}
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".state-", suffix=".tmp")
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}-", suffix=".tmp")
         try:
             with os.fdopen(handle, "w") as file:
                 json.dump(state, file, ensure_ascii=False, indent=1)
@@ -293,7 +295,7 @@ class Room:
 
     def view(self, names: bool) -> dict:
         """The state as GET /state.json shows it. names=False shows
-        "participant N" (N the order of joining) instead of each name."""
+        "participant N" (N in the order of first verdicts) instead of each name."""
         moment = now()
         with self.lock:
             # add() replaces self.participants rather than changing it: this is a snapshot.

@@ -6,11 +6,11 @@
 
 Joining writes .room.json at the top of the checkout (git ignores it): the
 room's address with its code, and the participant's name. From then on the
-judge (make check, make watch, make progress) calls send_verdict() with each
-step's verdict. Only the verdict goes, and the name: never the participant's
-code, paths or environment. Sending takes half a second at most, never raises
-and never changes the check's result: a room that cannot be reached costs one
-line of note.
+judge calls send_verdict() with each step's verdict (make check, make watch),
+or send_verdicts() with several (make progress). Only the verdict goes, and the
+name: never the participant's code, paths or environment. Sending takes half a
+second at most, never raises and never changes the check's result: a room that
+cannot be reached costs one line of note.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ def printable(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+Verdict = tuple  # (step, passed, (checks passed, checks in all), first failing check or None, hints)
+
+
 def send_verdict(step: str, passed: bool, checks: tuple[int, int], failing: str | None, hints: int,
                  checkout: Path | None = None) -> str | None:
     """Send one step's verdict to the room this checkout has joined.
@@ -68,31 +71,39 @@ def send_verdict(step: str, passed: bool, checks: tuple[int, int], failing: str 
     checkout: the checkout whose .room.json to read (default: this one).
 
     Returns None when there is nothing to say (not joined, or sent and
-    stored), else a one-line note for the participant. Never raises, and
+    taken), else a one-line note for the participant. Never raises, and
     returns within half a second whatever the room or the network does."""
+    return send_verdicts([(step, passed, checks, failing, hints)], checkout)
+
+
+def send_verdicts(verdicts: list[Verdict], checkout: Path | None = None) -> str | None:
+    """Several steps' verdicts (make progress), each a tuple of
+    send_verdict's first five arguments, one after another within the same
+    half second; at most one note, as send_verdict."""
     global _in_flight
     started = time.monotonic()
     try:
         room = joined(checkout)
-        if room is None:
+        if room is None or not verdicts:
             return None
         if _in_flight is not None and _in_flight.is_alive():
             return "room: not sent: the previous verdict is still on its way (the room is slow to answer)"
-        verdict = {"name": room["name"], "step": str(step), "passed": bool(passed),
-                   "checks": [int(checks[0]), int(checks[1])],
-                   "failing": None if failing is None else printable(failing, MAX_FAILING),
-                   "hints": int(hints)}
+        bodies = [json.dumps({"name": room["name"], "step": str(step), "passed": bool(passed),
+                              "checks": [int(checks[0]), int(checks[1])],
+                              "failing": None if failing is None else printable(failing, MAX_FAILING),
+                              "hints": int(hints)}).encode()
+                  for step, passed, checks, failing, hints in verdicts]
         outcome: list[str | None] = []
         # A tenth of a second to spare: on a busy machine, this thread may wait
         # that long to run again once the deadline has passed.
         deadline = started + BUDGET - 0.1
-        _in_flight = threading.Thread(target=_post, args=(room["room"], json.dumps(verdict).encode(), deadline,
-                                                          outcome), daemon=True)
+        _in_flight = threading.Thread(target=_post, args=(room["room"], bodies, deadline, outcome), daemon=True)
         _in_flight.start()
         _in_flight.join(max(0.0, deadline - time.monotonic()))
         if not outcome:
-            return (f"room: {_address(room['room'])} did not answer within {BUDGET} s; this verdict may be "
-                    "missing from the room (your check is unchanged)")
+            return (f"room: {_address(room['room'])} did not answer within {BUDGET} s; "
+                    + ("this verdict" if len(bodies) == 1 else "these verdicts")
+                    + " may be missing from the room (your check is unchanged)")
         return outcome[0]
     except Exception as error:  # noqa: BLE001 (a check must never fail because of the room)
         return f"room: not sent ({printable(error, 100)}); make join again, or make leave"
@@ -104,37 +115,39 @@ def _address(url: str) -> str:
     return f"http://{match['host']}" + (f":{match['port']}" if match["port"] else "") if match else "the room"
 
 
-def _post(url: str, body: bytes, deadline: float, outcome: list) -> None:
-    """POST the verdict; put the note for the participant (or None) in outcome."""
+def _post(url: str, bodies: list[bytes], deadline: float, outcome: list) -> None:
+    """POST each verdict in turn; put the note for the participant (or None) in outcome."""
     match = ROOM_URL.fullmatch(url)
     host, port = match["host"].strip("[]"), int(match["port"] or 80)
-    try:
-        connection = http.client.HTTPConnection(host, port, timeout=max(0.01, deadline - time.monotonic()))
+    for body in bodies:
         try:
-            connection.request("POST", f"/{match['code']}/verdict", body,
-                               {"Content-Type": "application/json", "Connection": "close"})
-            answer = connection.getresponse()
-            status, text = answer.status, answer.read(4096)
-        finally:
-            connection.close()
-    except (OSError, http.client.HTTPException) as error:
-        why = "no answer in time" if isinstance(error, TimeoutError) else \
-            printable(getattr(error, "strerror", None) or error, 60)
-        outcome.append(f"room: not sent: {_address(url)} does not answer ({why}); your check is unchanged")
+            connection = http.client.HTTPConnection(host, port, timeout=max(0.01, deadline - time.monotonic()))
+            try:
+                connection.request("POST", f"/{match['code']}/verdict", body,
+                                   {"Content-Type": "application/json", "Connection": "close"})
+                answer = connection.getresponse()
+                status, text = answer.status, answer.read(4096)
+            finally:
+                connection.close()
+        except (OSError, http.client.HTTPException) as error:
+            why = "no answer in time" if isinstance(error, TimeoutError) else \
+                printable(getattr(error, "strerror", None) or error, 60)
+            outcome.append(f"room: not sent: {_address(url)} does not answer ({why}); your check is unchanged")
+            return
+        if status in (200, 202):  # 202: more than a few a second; the room stores it in a moment.
+            continue
+        try:
+            reason = json.loads(text)
+        except ValueError:
+            reason = {}
+        error = printable(reason.get("error", ""), 100) if isinstance(reason, dict) else ""
+        if status == 403 and "full" not in error:
+            outcome.append(f"room: {_address(url)} refused the code (a new room?): make join again "
+                           "with the line on the instructor's screen")
+        else:
+            outcome.append(f"room: the room did not take this verdict ({status}: {error})")
         return
-    if status in (200, 202):  # 202: more than a few a second; the room stores it in a moment.
-        outcome.append(None)
-        return
-    try:
-        reason = json.loads(text)
-    except ValueError:
-        reason = {}
-    error = printable(reason.get("error", ""), 100) if isinstance(reason, dict) else ""
-    if status == 403 and "full" not in error:
-        outcome.append(f"room: {_address(url)} refused the code (a new room?): make join again "
-                       "with the line on the instructor's screen")
-    else:
-        outcome.append(f"room: the room did not take this verdict ({status}: {error})")
+    outcome.append(None)
 
 
 # ---------------------------------------------------------------------------

@@ -174,6 +174,27 @@ def test_state_json_holds_each_participants_verdicts(rooms, tmp_path):
     assert room.output.wait_for(r"ada +step c +✗ 3/7 +child_pids", timeout=5)
 
 
+def test_every_step_at_once_as_make_progress_sends_them(rooms, tmp_path, joined_to):
+    room = rooms()
+    ada = checkout(tmp_path, "ada", room)
+    steps = room_server.steps()
+    report = [(step, True, (3, 3), None, 0) for step in steps[:-1]] + [(steps[-1], False, (1, 3), "no_zombies", 2)]
+    started = time.monotonic()
+    assert room_client.send_verdicts(report, checkout=ada) is None
+    assert time.monotonic() - started < 0.5
+    shown = next(p for p in room.state_json()["participants"] if p["name"] == "ada")
+    assert {step: verdict["passed"] for step, verdict in shown["steps"].items()} == \
+        {step: step != steps[-1] for step in steps}
+    assert shown["current"] == steps[-1], "the participant's current step is the last one sent"
+    # A room that never answers costs half a second for all of them, not each.
+    with socket.socket() as deaf:
+        deaf.bind(("127.0.0.1", 0))
+        deaf.listen(8)
+        started = time.monotonic()
+        note = room_client.send_verdicts(report, checkout=joined_to(f"127.0.0.1:{deaf.getsockname()[1]}"))
+        assert time.monotonic() - started < 0.5 and note and "\n" not in note, note
+
+
 def test_a_room_killed_and_started_again_has_lost_nothing(rooms, tmp_path):
     room = rooms()
     ada = checkout(tmp_path, "ada", room)
