@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parent.parent
 JOIN_FILE = ".room.json"

@@ -41,7 +41,7 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 
 
 class Room:
-    """tools/room.py on port 0, in its own process group, its state in `state`."""
+    """tools/room.py on port 0 (or the port given), in its own process group, its state in `state`."""
 
     def __init__(self, state: Path, *options: str, port: int = 0):
         self.state, self.options, self.port = state, options, port
