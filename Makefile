@@ -128,6 +128,33 @@ check:
 	@$(MAKE) client >/dev/null
 	@$(PYTHON) tools/exercises.py check $(STEP) $(SERVER)
 
+# ---------------------------------------------------------------------------
+# The room: the instructor sees every participant's checks live (tools/room.py).
+#   make room [PORT=8800]    the instructor: open the room, print the page's address
+#                            and the line participants type (HIDE_NAMES=1: no names on the page)
+#   make join ROOM=http://HOST:PORT/CODE NAME=yourname
+#                            a participant: make check, watch and progress send their verdicts there
+#   make leave               stop sending them
+#   make room-screenshot     docs/room.png, taken by the room's browser test
+PORT       ?= 8800
+ROOM       ?=
+NAME       ?=
+HIDE_NAMES ?=
+.PHONY: room join leave room-screenshot
+room:
+	@$(PYTHON) tools/room.py --port $(PORT) $(if $(filter-out 0,$(HIDE_NAMES)),--hide-names)
+# ROOM and NAME reach the program through the environment (make exports the
+# command line's variables), so that a name with a quote in it stays whole.
+join:
+	@$(PYTHON) tools/room_client.py join "$$ROOM" "$$NAME"
+leave:
+	@$(PYTHON) tools/room_client.py leave
+room-screenshot: deps
+	@mkdir -p docs
+	@ROOM_SCREENSHOT='$(CURDIR)/docs/room.png' $(shell test -x /usr/bin/pytest && echo /usr/bin/pytest || echo pytest) \
+		-q -p no:cacheprovider tests/e2e/test_room.py -k test_the_page_on_a_projector
+	@echo "docs/room.png written"
+
 # Before the workshop (see the README's "Before the workshop").
 #   make doctor            is this machine ready? one line per item, and what to do
 #   make container-check   maintainers: build the dev container, run make test and make tour

@@ -17,7 +17,9 @@ set -eu
 
 target="${1:-test}"
 # strace: the tour (and its test) show what the kernel saw in the signal lessons.
-packages="cmake g++ make libgtest-dev python3 python3-pytest curl procps util-linux strace"
+# chromium, chromium-driver, python3-selenium: the room's page, tested in a real
+# (headless) browser that needs nothing downloaded.
+packages="cmake g++ make libgtest-dev python3 python3-pytest curl procps util-linux strace chromium chromium-driver python3-selenium"
 optional=""
 case "$target" in
     build) packages="cmake g++ make" ;;

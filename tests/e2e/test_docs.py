@@ -8,7 +8,7 @@ import subprocess
 import harness
 import steps
 
-PAGES = ["README.md", "docs/setup.md", "docs/instructor.md", "docs/from-python.md", "tests/README.md",
+PAGES = ["README.md", "docs/setup.md", "docs/instructor.md", "docs/room.md", "docs/from-python.md", "tests/README.md",
          "bench/README.md", "client/README.md", *(f"{s.folder}/README.md" for s in steps.STEPS.values())]
 
 
