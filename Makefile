@@ -142,16 +142,19 @@ NAME       ?=
 HIDE_NAMES ?=
 .PHONY: room join leave room-screenshot
 room:
+	@$(INSTALL) python
 	@$(PYTHON) tools/room.py --port $(PORT) $(if $(filter-out 0,$(HIDE_NAMES)),--hide-names)
 # ROOM and NAME reach the program through the environment (make exports the
 # command line's variables), so that a name with a quote in it stays whole.
 join:
+	@$(INSTALL) python
 	@$(PYTHON) tools/room_client.py join "$$ROOM" "$$NAME"
 leave:
+	@$(INSTALL) python
 	@$(PYTHON) tools/room_client.py leave
 room-screenshot: deps
 	@mkdir -p docs
-	@ROOM_SCREENSHOT='$(CURDIR)/docs/room.png' $(shell test -x /usr/bin/pytest && echo /usr/bin/pytest || echo pytest) \
+	@ROOM_SCREENSHOT='$(CURDIR)/docs/room.png' $$(test -x /usr/bin/pytest && echo /usr/bin/pytest || echo pytest) \
 		-q -p no:cacheprovider tests/e2e/test_room.py -k test_the_page_on_a_projector
 	@echo "docs/room.png written"
 
@@ -182,7 +185,7 @@ loaded-check:
 # program, names the right one; anything else lists the targets.
 letter_of = $(if $(filter step_%,$(1)),$(word 2,$(subst _, ,$(1))),$(patsubst webserver3%,%,$(filter webserver3%,$(1))))
 step_for = $(filter step_$(call letter_of,$(1))_%,$(STEPS))
-suggestion = $(if $(call step_for,$(1)),that step is built by 'make $(call step_for,$(1))',$(if $(filter client%,$(1)),client3 is built by 'make client',the targets are: make, $(STEPS:%=make %,) make client, make test, make tour, make bench, make lint, make sanitize, make clean, make doctor, make exercise STEP=a, make progress))
+suggestion = $(if $(call step_for,$(1)),that step is built by 'make $(call step_for,$(1))',$(if $(filter client%,$(1)),client3 is built by 'make client',the targets are: make, $(STEPS:%=make %,) make client, make test, make tour, make bench, make lint, make sanitize, make clean, make doctor, make exercise STEP=a, make progress, make room))
 
 Makefile: ;
 .DEFAULT:

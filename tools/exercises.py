@@ -147,7 +147,7 @@ def fresh_verdict(step: str) -> dict | None:
     return None
 
 
-def save_verdict(step: str, passed: int, total: int, failing: checks.Outcome | None) -> dict:
+def save_verdict(step: str, passed: int, total: int, failing: checks.Outcome | None, send: bool = True) -> dict:
     verdict = {
         "step": step,
         "passed": passed == total,
@@ -160,7 +160,8 @@ def save_verdict(step: str, passed: int, total: int, failing: checks.Outcome | N
     }
     EXERCISES.mkdir(parents=True, exist_ok=True)
     verdict_path(step).write_text(json.dumps(verdict, indent=1) + "\n")
-    send_to_room(verdict)
+    if send:
+        send_to_room([verdict])
     return verdict
 
 
@@ -171,15 +172,14 @@ def hints_shown(step: str) -> dict:
         return {"evidence": None, "next": 0, "count": 0}
 
 
-def send_to_room(verdict: dict) -> None:
-    """Tell the room (make join) this verdict: never the code, never slower than half a second, never
-    changing the verdict."""
-    try:
-        import room_client
-    except ImportError:
-        return
-    note = room_client.send_verdict(verdict["step"], verdict["passed"], tuple(verdict["checks"]),
-                                    verdict["failing"], hints_shown(verdict["step"])["count"])
+def send_to_room(verdicts: list[dict]) -> None:
+    """Tell the room (make join) these verdicts, all within half a second: only the verdicts, never the
+    code; whatever the room does, the verdicts and the exit status stay as they are (room_client)."""
+    import room_client
+
+    note = room_client.send_verdicts([(v["step"], v["passed"], tuple(v["checks"]), v["failing"],
+                                       hints_shown(v["step"])["count"]) for v in verdicts],
+                                     checkout=EXERCISES.parent)
     if note:
         say(note)
 
@@ -291,20 +291,20 @@ BUILD_CHECK = checks.Check("builds", "builds without warnings (-Wall -Wextra -Wp
                            "The steps build clean: read the compiler's warning above and fix it.", "make check")
 
 
-def quietly_check(step: str) -> dict | None:
+def quietly_check(step: str, send: bool = True) -> dict | None:
     """Check the participant's file without printing the details (for make progress and make
     exercise); keep and return the verdict."""
     binary, warnings, output = build(step, quiet=True)
     if binary is None:
         failing = checks.Outcome(BUILD_CHECK, False, seen=(output.splitlines() or ["the build failed"])[0],
                                  hint="The build failed: run make check STEP=" + step + " to see the compiler's messages.")
-        return save_verdict(step, 0, 1, failing)
+        return save_verdict(step, 0, 1, failing, send)
     outcomes = [o for o in run_checks(step, str(binary), exercise_path(step)) if not o.skipped]
     failing = next((o for o in outcomes if not o.passed), None)
     if warnings and failing is None:
         failing = checks.Outcome(BUILD_CHECK, False, seen=warnings[0], hint=BUILD_CHECK.hint)
     passed = sum(o.passed for o in outcomes) + int(not warnings)
-    return save_verdict(step, passed, len(outcomes) + 1, failing)
+    return save_verdict(step, passed, len(outcomes) + 1, failing, send)
 
 
 def cmd_check(step: str, server: str | None, only: str | None = None) -> int:
@@ -419,7 +419,7 @@ def cmd_progress() -> int:
     """The report card: every step, passed, its first failing check, or not started."""
     if not client3_ready():
         return 1
-    rows, counts = [], {"passed": 0, "failing": 0, "not started": 0}
+    rows, counts, verdicts = [], {"passed": 0, "failing": 0, "not started": 0}, []
     for letter, record in steps.STEPS.items():
         path = exercise_path(letter)
         if not path.exists():
@@ -430,9 +430,8 @@ def cmd_progress() -> int:
         if verdict is None:
             why = "not checked yet" if load_verdict(letter) is None else "changed since its last check"
             say(f"checking step {letter} ({shown(path)}: {why}) ...")
-            verdict = quietly_check(letter)
-        else:
-            send_to_room(verdict)
+            verdict = quietly_check(letter, send=False)
+        verdicts.append(verdict)
         passed, total = verdict["checks"]
         if verdict["passed"]:
             rows.append((letter, record.title, "passed", f"{passed} of {total}"))
@@ -444,6 +443,8 @@ def cmd_progress() -> int:
     say(f"{'step':<5} {'':<48} {'result':<28} checks")
     for letter, title, result, numbers in rows:
         say(f"{letter:<5} {title:<48} {result:<28} {numbers}")
+    if verdicts:
+        send_to_room(verdicts)
     say(f"{counts['passed']} of {len(rows)} steps passed, {counts['failing']} failing, "
         f"{counts['not started']} not started." + (" make check STEP=X for the details of a failing step."
                                                     if counts["failing"] else ""))

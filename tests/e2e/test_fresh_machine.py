@@ -65,7 +65,7 @@ def fresh(tmp_path):
     executable(repo / "tools" / "install-deps.sh",
                f"#!/bin/sh\nmkdir -p '{debian}'\nln -sf '{REAL_PYTHON}' '{debian}/python3'\n"
                f"ln -sf '{REAL_PYTHON}' '{bin_dir}/python3'\necho \"install-deps ($1): installed python3\"\n")
-    for tool in ("tour.py", "exercises.py"):
+    for tool in ("tour.py", "exercises.py", "room.py", "room_client.py"):
         (repo / "tools" / tool).write_text(STAND_IN)
 
     def run(*args):
@@ -83,6 +83,9 @@ def fresh(tmp_path):
     (["check", "STEP=a"], "exercises.py check a"),
     (["hint", "STEP=a"], "exercises.py hint a"),
     (["watch", "STEP=a"], "exercises.py watch a"),
+    (["progress"], "exercises.py progress"),
+    (["room", "PORT=0"], "room.py --port 0"),
+    (["leave"], "room_client.py leave"),
 ])
 def test_the_python_that_the_install_step_installs_is_the_one_the_recipe_runs(fresh, target, ran):
     result = fresh(*target)

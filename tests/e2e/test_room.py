@@ -861,3 +861,54 @@ def test_the_page_on_a_projector(rooms, tmp_path, browser):
     assert picture.startswith(b"\x89PNG") and len(picture) > 10_000
     if os.environ.get("ROOM_SCREENSHOT"):
         Path(os.environ["ROOM_SCREENSHOT"]).write_bytes(picture)
+
+
+# ---------------------------------------------------------------------------
+# Real checks: make check and make progress in two participants' checkouts.
+
+
+def real_check(folder: Path, step: str, source: str, *command: str) -> subprocess.CompletedProcess:
+    """tools/exercises.py (what make check runs) in a participant's checkout, on `source` as their file."""
+    exercises = folder / "exercises"
+    exercises.mkdir(exist_ok=True)
+    (exercises / f"webserver3{step}.cpp").write_text(source)
+    env = dict(os.environ, WORKSHOP_EXERCISES=str(exercises), WORKSHOP_EXERCISE_BUILD=str(folder / "build"))
+    return subprocess.run([sys.executable, str(TOOLS / "exercises.py"), *(command or ("check", step))],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=folder)
+
+
+def test_real_checks_of_two_participants_reach_the_room(rooms, tmp_path, browser):
+    import steps
+
+    room = rooms()
+    ada, alan = checkout(tmp_path, "ada", room), checkout(tmp_path, "alan", room)
+    reference_a = steps.STEPS["a"].source.read_text()
+    # ada's step a prints the whole buffer, not the n bytes received: the escaping check fails.
+    wrong_a = reference_a.replace("escape_request(std::string_view(request, static_cast<std::size_t>(n)), end)",
+                                  "escape_request(std::string_view(request, sizeof request), end)")
+    assert wrong_a != reference_a
+    failing = real_check(ada, "a", wrong_a)
+    assert failing.returncode == 1, failing.stdout
+    passing = real_check(alan, "a", reference_a)
+    assert passing.returncode == 0, passing.stdout
+    assert "room:" not in failing.stdout + passing.stdout, "the room took the verdicts, with nothing to say"
+
+    shown = verdict_of(room, ada, "a")
+    assert shown["passed"] is False and shown["failing"] == "escapes", shown
+    total = shown["checks"][1]
+    assert verdict_of(room, alan, "a")["checks"] == [total, total]
+
+    # In a browser: ada fixes it, checks again, and her cell turns from failing to passed by itself.
+    page = browser()
+    page.driver.get(f"http://127.0.0.1:{room.port}/")
+    page.wait("ada's step a failing", CELL + "return cell && cell.verdict === 'failing' && cell;", "ada", "a")
+    page.script("window.notReloaded = true;")
+    assert real_check(ada, "a", reference_a).returncode == 0
+    page.wait("ada's step a passed", CELL + "return cell && cell.verdict === 'passed' && cell;", "ada", "a")
+    assert page.script("return window.notReloaded === true;"), "the page was reloaded to show the change"
+
+    # make progress sends every step it shows, at once: alan's b is not started, ada's a passes.
+    progress = real_check(alan, "b", steps.STEPS["a"].source.read_text(), "progress")
+    assert progress.returncode == 0, progress.stdout
+    assert verdict_of(room, alan, "b")["passed"] is False
+    assert verdict_of(room, alan, "c") is None
