@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -207,15 +208,30 @@ static void usage(std::FILE *stream, const char *program)
     std::exit(2);
 }
 
-// An option's value: a number from 0 to max, a whole one unless fractions are
-// allowed; anything else is a usage error.
+// The end of the decimal digits that text starts with.
+static const char *skip_digits(const char *text)
+{
+    while (*text >= '0' && *text <= '9')
+        ++text;
+    return text;
+}
+
+// An option's value, in plain decimal: digits and, where fractions are
+// allowed, a point and more digits (0.5); from 0 to max. Nothing else: no
+// sign, no space, no hex, no exponent, no inf or nan, all of which strtod()
+// alone would take (--port 0x50 would then be port 80).
 static double parse_number(const char *program, const char *text, double max, bool fractions, const char *problem)
 {
-    char *end;
-    errno = 0;
-    double number = std::strtod(text, &end);
-    if (errno != 0 || end == text || *end != '\0' || !(number >= 0 && number <= max) ||
-        (!fractions && number != static_cast<double>(static_cast<long>(number))))
+    const char *end = skip_digits(text);
+    if (fractions && end != text && *end == '.' && skip_digits(end + 1) != end + 1)
+        end = skip_digits(end + 1);
+    if (end == text || *end != '\0')
+        bad_usage(program, problem, text);
+    // Only digits and a point are left for strtod() to read (in the C locale,
+    // which this program never changes). A number too large for a double
+    // reads as HUGE_VAL, more than max.
+    double number = std::strtod(text, nullptr);
+    if (number > max)
         bad_usage(program, problem, text);
     return number;
 }
@@ -223,34 +239,46 @@ static double parse_number(const char *program, const char *text, double max, bo
 static Options parse_options(int argc, char *argv[])
 {
     const char *program = argv[0];
+    // Long options only, each with a code that no option letter can be (1,
+    // 2, ...), so that optopt (below) tells an unknown short option apart.
+    enum { PORT = 1, HOST, HELP, SLEEP };
     const option long_options[] = {
-        {"port", required_argument, nullptr, 'p'},
-        {"host", required_argument, nullptr, 'H'},
-        {"sleep", required_argument, nullptr, 's'},
-        {"help", no_argument, nullptr, 'h'},
+        {"port", required_argument, nullptr, PORT},
+        {"host", required_argument, nullptr, HOST},
+        {"sleep", required_argument, nullptr, SLEEP},
+        {"help", no_argument, nullptr, HELP},
         {nullptr, 0, nullptr, 0},
     };
     Options options;
-    // Long options only. The leading ':' keeps getopt_long() quiet, so that
-    // the messages are this program's own, and makes a missing value ':'.
+    // The leading ':' keeps getopt_long() quiet, so that the messages are
+    // this program's own, and makes a missing value ':'.
     int opt;
     while ((opt = getopt_long(argc, argv, ":", long_options, nullptr)) != -1) {
         switch (opt) {
-        case 'p':
+        case PORT:
             options.port = static_cast<int>(parse_number(program, optarg, 65535, false, "invalid port"));
             break;
-        case 'H':
+        case HOST:
             options.host = optarg;
             break;
-        case 's':
+        case SLEEP:
             options.sleep_seconds = parse_number(program, optarg, 86400, true, "invalid number of seconds");
             break;
-        case 'h':
+        case HELP:
             usage(stdout, program);
             std::exit(EXIT_SUCCESS);
         case ':':
             bad_usage(program, "missing value for", argv[optind - 1]);
         default:  // '?': an option it does not know.
+            // An unknown short option is named by its letter, which
+            // getopt_long() leaves in optopt: in -xy, the argument just read
+            // is not yet the one that holds x. A long one leaves 0 there, or
+            // its code for a value it does not take (--help=1): name the
+            // argument as typed.
+            if (std::isgraph(static_cast<unsigned char>(optopt)) != 0) {
+                const char letter[] = {'-', static_cast<char>(optopt), '\0'};
+                bad_usage(program, "unknown option", letter);
+            }
             bad_usage(program, "unknown option", argv[optind - 1]);
         }
     }
