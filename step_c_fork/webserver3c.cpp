@@ -14,7 +14,6 @@
 
 #include <cctype>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -36,6 +35,7 @@ static void handle_request(int client_connection);
 [[noreturn]] static void fatal(const char *call);
 static void warn(const char *call);
 static char *put(char *to, std::string_view text);
+static char *put_number(char *to, long number);
 static char *escape_request(std::string_view request, char *to);
 static ssize_t send_all(int fd, std::string_view data);
 static int create_listen_socket(const Options &options);
@@ -107,9 +107,9 @@ static void handle_request(int client_connection)
     char shown[80 + 4 * sizeof request + 1];
     char *end = shown;
     end = put(end, "Child PID: ");
-    end = std::to_chars(end, end + 20, getpid()).ptr;
+    end = put_number(end, getpid());
     end = put(end, ". Parent PID ");
-    end = std::to_chars(end, end + 20, getppid()).ptr;
+    end = put_number(end, getppid());
     end = put(end, "\n");
     end = escape_request(std::string_view(request, static_cast<std::size_t>(n)), end);
     end = put(end, "\n");
@@ -145,6 +145,23 @@ static char *put(char *to, std::string_view text)
 {
     for (char c : text)
         *to++ = c;
+    return to;
+}
+
+// Write number (a PID or a wait status: never negative) in decimal to `to`
+// and return the end. A plain digit loop, not std::to_chars(): C++17 does
+// not list to_chars() among the functions that a signal handler may call,
+// and the SIGCHLD handler of steps e to g uses this too.
+static char *put_number(char *to, long number)
+{
+    char digits[20];  // The last digit first; a long has at most 19.
+    int count = 0;
+    do {
+        digits[count++] = static_cast<char>('0' + number % 10);
+        number /= 10;
+    } while (number != 0);
+    while (count > 0)
+        *to++ = digits[--count];
     return to;
 }
 
