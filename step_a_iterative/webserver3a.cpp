@@ -61,6 +61,9 @@ static const std::string_view HTTP_RESPONSE = "HTTP/1.1 200 OK\r\n\r\nHello, Wor
 
 static void handle_request(int client_connection)
 {
+    // One recv(), as in the article: it returns what has arrived so far, at
+    // most 1024 bytes. curl's short request usually arrives whole; the rest
+    // of a longer one, or of one sent in pieces, is never read.
     char request[1024];
     ssize_t n = recv(client_connection, request, sizeof request, 0);
     if (n == -1) {
@@ -70,8 +73,11 @@ static void handle_request(int client_connection)
     if (n == 0)
         return;  // The client closed the connection without sending anything.
 
-    // Print with one write() from a buffer on the stack, not through stdio
-    // nor the heap: the lines arrive together, and nothing is left to flush.
+    // Print with one write() from a buffer on the stack, not through stdio:
+    // nothing stays behind in stdio's buffer, to be flushed later (or, from
+    // step c on, copied into a child by fork()). When stdout is a pipe, POSIX
+    // keeps a write() of at most PIPE_BUF bytes (4096 on Linux) in one piece,
+    // never mixed with other processes' output; a longer one may be split.
     // 80 bytes hold the first line (from step c on: two numbers of at most 20
     // characters each), and 4 bytes each byte of the request, escaped.
     char shown[80 + 4 * sizeof request + 1];
@@ -102,9 +108,9 @@ static void warn(const char *call)
     std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
 }
 
-// Copy text to `to` and return the end of the copy. A plain loop: it cannot
-// throw (string_view::copy() can), and it calls nothing that the signal
-// handler or a child would have to fault in.
+// Copy text to `to` and return the end of the copy. A plain loop, which
+// cannot throw (string_view::copy() can) and takes no lock: the SIGCHLD
+// handler of steps e to g uses it too.
 static char *put(char *to, std::string_view text)
 {
     for (char c : text)
@@ -149,9 +155,11 @@ static ssize_t send_all(int fd, std::string_view data)
     return static_cast<ssize_t>(sent);
 }
 
-// The size of the kernel's queue of connections that have finished the TCP
-// handshake but that the server has not accept()ed yet.
-static const int REQUEST_QUEUE_SIZE = 5;
+// The backlog: on Linux, how many connections that have finished the TCP
+// handshake the kernel keeps queued until the server accept()s them.
+// listen() silently caps it at net.core.somaxconn (4096 since Linux 5.4, 128
+// before; 128 on macOS).
+static const int REQUEST_QUEUE_SIZE = 5;  // The article's.
 
 static int create_listen_socket(const Options &options)
 {
@@ -284,8 +292,10 @@ int main(int argc, char *argv[])
 {
     Options options = parse_options(argc, argv);
 
-    // A client that hangs up before the answer is sent must not kill the
-    // server: without this, send() on its connection raises SIGPIPE.
+    // A client that has gone must not kill the process that answers it:
+    // without this, send() on its connection may raise SIGPIPE, whose
+    // default action ends the process. (signal() is portable for SIG_IGN;
+    // what varies between systems is how it installs a handler.)
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         fatal("signal");
 

@@ -1,11 +1,12 @@
 // webserver3e.cpp: a concurrent server that reaps its children on SIGCHLD.
 //
 // Step e of the workshop. Duplicate descriptors are closed again, and a
-// SIGCHLD handler wait()s for each child that exits, so no zombie stays
-// behind. But the handler runs while the parent is blocked in accept(), and
-// then accept() fails with EINTR ("Interrupted system call"): this server dies
-// at the first child's exit. Each child sleeps after answering (3 seconds
-// unless --sleep says otherwise), so that the parent is surely in accept().
+// SIGCHLD handler calls wait() when a child exits, so that it does not stay
+// behind as a zombie. But the handler runs while the parent is blocked in
+// accept(), and then accept() fails with EINTR ("Interrupted system call"):
+// this server dies at the first child's exit. Each child sleeps after
+// answering (3 seconds unless --sleep says otherwise), so that the parent is
+// surely in accept().
 
 #include <arpa/inet.h>
 #include <getopt.h>
@@ -53,8 +54,8 @@ static int accept_connection(int listen_socket)
 }
 
 // The SIGCHLD handler. The kernel sends SIGCHLD to the parent when a child
-// terminates; wait() collects that child's status, so that it does not stay
-// behind as a zombie.
+// terminates; wait() collects the status of a terminated child, so that it
+// does not stay behind as a zombie.
 static void grim_reaper(int)
 {
     // wait() sets errno when it fails (ECHILD when there is no child left).
@@ -73,11 +74,14 @@ static void install_grim_reaper()
     struct sigaction action {};
     action.sa_handler = grim_reaper;
     sigemptyset(&action.sa_mask);
-    // No SA_RESTART: a system call that the handler interrupts fails with
-    // EINTR instead of being restarted by the kernel. (signal() would set
-    // SA_RESTART on Linux, and step e's lesson would not show.) SA_NOCLDSTOP:
-    // no SIGCHLD for a child that is only stopped (kill -STOP), which the
-    // handler's wait would otherwise block on, freezing the server.
+    // No SA_RESTART: a system call that the handler interrupts, accept()
+    // here, then fails with EINTR instead of being restarted (man 7 signal).
+    // Step e dies of it; from step f on, accept() is called again. Nor
+    // signal(): whether it sets SA_RESTART is the C library's choice, and
+    // glibc (for C++), musl, macOS and the BSDs do (Linux's own signal system
+    // call does not). SA_NOCLDSTOP: no SIGCHLD when a child only stops (kill
+    // -STOP) or resumes. The handler's wait() would then block until some
+    // child terminated, and the server would answer nobody meanwhile.
     action.sa_flags = SA_NOCLDSTOP;
     if (sigaction(SIGCHLD, &action, nullptr) == -1)
         fatal("sigaction");
@@ -87,13 +91,17 @@ static void install_grim_reaper()
 {
     int listen_socket = create_listen_socket(options);
     // Flush each line at once: fork() gives the child a copy of stdout's
-    // buffer, and a line still in it would be lost or printed twice.
+    // buffer, and a line left in it would be printed again by a child that
+    // calls exit() (fatal() does), and by the parent only when it fills.
     std::printf("Parent PID (PPID): %ld\n\n", static_cast<long>(getpid()));
     std::fflush(stdout);
     install_grim_reaper();
     for (;;) {
         int client_connection = accept_connection(listen_socket);
 
+        // fork() fails (EAGAIN) at the process limit, as step d shows. Fatal
+        // here, as in the article; a server meant to last would close this
+        // connection and carry on.
         pid_t pid = fork();
         if (pid == -1)
             fatal("fork");
@@ -127,6 +135,9 @@ static const std::string_view HTTP_RESPONSE = "HTTP/1.1 200 OK\r\n\r\nHello, Wor
 
 static void handle_request(int client_connection)
 {
+    // One recv(), as in the article: it returns what has arrived so far, at
+    // most 1024 bytes. curl's short request usually arrives whole; the rest
+    // of a longer one, or of one sent in pieces, is never read.
     char request[1024];
     ssize_t n = recv(client_connection, request, sizeof request, 0);
     if (n == -1) {
@@ -136,8 +147,11 @@ static void handle_request(int client_connection)
     if (n == 0)
         return;  // The client closed the connection without sending anything.
 
-    // Print with one write() from a buffer on the stack, not through stdio
-    // nor the heap: the lines arrive together, and nothing is left to flush.
+    // Print with one write() from a buffer on the stack, not through stdio:
+    // nothing stays behind in stdio's buffer, to be flushed later (or, from
+    // step c on, copied into a child by fork()). When stdout is a pipe, POSIX
+    // keeps a write() of at most PIPE_BUF bytes (4096 on Linux) in one piece,
+    // never mixed with other processes' output; a longer one may be split.
     // 80 bytes hold the first line (from step c on: two numbers of at most 20
     // characters each), and 4 bytes each byte of the request, escaped.
     char shown[80 + 4 * sizeof request + 1];
@@ -174,9 +188,9 @@ static void warn(const char *call)
     std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
 }
 
-// Copy text to `to` and return the end of the copy. A plain loop: it cannot
-// throw (string_view::copy() can), and it calls nothing that the signal
-// handler or a child would have to fault in.
+// Copy text to `to` and return the end of the copy. A plain loop, which
+// cannot throw (string_view::copy() can) and takes no lock: the SIGCHLD
+// handler of steps e to g uses it too.
 static char *put(char *to, std::string_view text)
 {
     for (char c : text)
@@ -257,9 +271,11 @@ static void report_child(pid_t pid, int status)
     }
 }
 
-// The size of the kernel's queue of connections that have finished the TCP
-// handshake but that the server has not accept()ed yet.
-static const int REQUEST_QUEUE_SIZE = 5;
+// The backlog: on Linux, how many connections that have finished the TCP
+// handshake the kernel keeps queued until the server accept()s them.
+// listen() silently caps it at net.core.somaxconn (4096 since Linux 5.4, 128
+// before; 128 on macOS).
+static const int REQUEST_QUEUE_SIZE = 5;  // The article's.
 
 static int create_listen_socket(const Options &options)
 {
@@ -397,8 +413,10 @@ int main(int argc, char *argv[])
 {
     Options options = parse_options(argc, argv);
 
-    // A client that hangs up before the answer is sent must not kill the
-    // server: without this, send() on its connection raises SIGPIPE.
+    // A client that has gone must not kill the process that answers it:
+    // without this, send() on its connection may raise SIGPIPE, whose
+    // default action ends the process. (signal() is portable for SIG_IGN;
+    // what varies between systems is how it installs a handler.)
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         fatal("signal");
 
