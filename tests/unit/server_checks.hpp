@@ -175,8 +175,9 @@ inline void expect_backlog(int queued, int backlog)
         struct sigaction current {};                                                                               \
         ASSERT_EQ(sigaction(SIGCHLD, nullptr, &current), 0);                                                       \
         EXPECT_EQ(current.sa_handler, &step::grim_reaper);                                                         \
-        EXPECT_EQ(current.sa_flags &SA_RESTART, 0) << "SA_RESTART (signal() sets it) would hide the EINTR lesson"; \
-        EXPECT_NE(current.sa_flags &SA_NOCLDSTOP, 0) << "a stopped child would block the handler";                 \
+        EXPECT_EQ(current.sa_flags &SA_RESTART, 0) << "glibc's signal() sets SA_RESTART, hiding the EINTR lesson"; \
+        EXPECT_NE(current.sa_flags &SA_NOCLDSTOP, 0)                                                               \
+            << "without it a child that only stops sends SIGCHLD, and a wait() there blocks the server";           \
     }                                                                                                              \
     TEST_F(Suite##Handler, RestoresErrnoWhenItsWaitFails)                                                          \
     {                                                                                                              \
