@@ -102,8 +102,8 @@ static void handle_request(int client_connection)
 // ---------------------------------------------------------------------------
 // The plumbing.
 
-// Report the system call that just failed as "call: reason" and exit, as
-// TLPI's errExit() does.
+// Report the system call that just failed and exit, as TLPI's errExit()
+// does, in the format of perror(): "call: reason".
 [[noreturn]] static void fatal(const char *call)
 {
     std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));

@@ -176,9 +176,10 @@ static void handle_request(int client_connection)
 // ---------------------------------------------------------------------------
 // The plumbing.
 
-// Report the system call that just failed as "call: reason" and exit, as
-// TLPI's errExit() does. (In a child, exit() flushes the stdio buffers it
-// inherited: harmless, because the parent flushes each line as it prints it.)
+// Report the system call that just failed and exit, as TLPI's errExit()
+// does, in the format of perror(): "call: reason".
+// (In a child, exit() flushes the stdio buffers it inherited: harmless,
+// because the parent flushes each line as it prints it.)
 [[noreturn]] static void fatal(const char *call)
 {
     std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
