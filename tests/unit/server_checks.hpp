@@ -79,13 +79,21 @@ inline void expect_backlog(int queued, int backlog)
             expect_usage_error(step::parse_options, {"server", "--host", bad},                                       \
                                (std::string("^server: invalid address: ") + bad + "\nUsage:").c_str());              \
     }                                                                                                                \
+    TEST(Suite##Options, PortIsPlainDecimal)                                                                         \
+    {                                                                                                                \
+        /* Decimal even with a leading zero: 010 is ten, not octal eight. */                                         \
+        support::Argv args{"server", "--port", "010"};                                                               \
+        EXPECT_EQ(step::parse_options(args.argc(), args.argv()).port, 10);                                           \
+    }                                                                                                                \
     TEST(Suite##Options, BadPortIsAUsageError)                                                                       \
     {                                                                                                                \
-        for (const char *bad : {"abc", "70000", "-1", "", "80x", "65536", "1.5"}) {                                  \
+        /* strtod() alone takes hex (0x50 is 80), exponents, a sign and leading spaces. */                           \
+        for (const char *bad : {"abc", "70000", "-1", "", "80x", "65536", "1.5", "0x50", "1e3", " 80", "+80", "80 ", \
+                                "-0", "8.", "99999999999999999999999"}) {                                            \
             support::Argv args{"server", "--port", bad};                                                             \
             EXPECT_EXIT(step::parse_options(args.argc(), args.argv()), ::testing::ExitedWithCode(2),                 \
                         "invalid port.*\nUsage:")                                                                    \
-                << "--port " << bad;                                                                                 \
+                << "--port " << ::testing::PrintToString(bad);                                                       \
         }                                                                                                            \
     }                                                                                                                \
     TEST(Suite##Options, UnknownOptionMissingValueAndBadHostAreUsageErrors)                                          \
@@ -94,6 +102,11 @@ inline void expect_backlog(int queued, int backlog)
         expect_usage_error(step::parse_options, {"server", "--bogus"},                                               \
                            "^server: unknown option: --bogus\nUsage: server");                                       \
         expect_usage_error(step::parse_options, {"server", "-p", "80"}, "^server: unknown option: -p\nUsage:");      \
+        /* In a cluster the unknown letter is named, not the program (optopt, not argv[optind - 1]). */              \
+        expect_usage_error(step::parse_options, {"server", "-xy"}, "^server: unknown option: -x\nUsage:");           \
+        expect_usage_error(step::parse_options, {"server", "--port=80", "-xy"}, "^server: unknown option: -x\n");    \
+        /* A long option given a value it does not take: named as typed, not by its code. */                         \
+        expect_usage_error(step::parse_options, {"server", "--help=1"}, "^server: unknown option: --help=1\n");      \
         expect_usage_error(step::parse_options, {"server", "--port"}, "^server: missing value for: --port\nUsage:"); \
         expect_usage_error(step::parse_options, {"server", "--port", "1", "extra"},                                  \
                            "^server: unexpected argument: extra\nUsage:");                                           \
@@ -132,22 +145,25 @@ inline void expect_backlog(int queued, int backlog)
     }
 
 // Steps b, c and e take --sleep, with the article's default for that step.
-#define WORKSHOP_SLEEP_OPTION_TESTS(step, Suite, default_seconds)                                       \
-    TEST(Suite##Options, SleepDefaultsToTheArticlesAndTakesFractions)                                   \
-    {                                                                                                   \
-        support::Argv none{"server"};                                                                   \
-        EXPECT_DOUBLE_EQ(step::parse_options(none.argc(), none.argv()).sleep_seconds, default_seconds); \
-        support::Argv half{"server", "--sleep", "0.5"};                                                 \
-        EXPECT_DOUBLE_EQ(step::parse_options(half.argc(), half.argv()).sleep_seconds, 0.5);             \
-    }                                                                                                   \
-    TEST(Suite##Options, BadSleepIsAUsageError)                                                         \
-    {                                                                                                   \
-        for (const char *bad : {"-1", "soon", "", "nan", "1e9"}) {                                      \
-            support::Argv args{"server", "--sleep", bad};                                               \
-            EXPECT_EXIT(step::parse_options(args.argc(), args.argv()), ::testing::ExitedWithCode(2),    \
-                        "invalid number of seconds")                                                    \
-                << "--sleep " << bad;                                                                   \
-        }                                                                                               \
+#define WORKSHOP_SLEEP_OPTION_TESTS(step, Suite, default_seconds)                                                   \
+    TEST(Suite##Options, SleepDefaultsToTheArticlesAndTakesFractions)                                               \
+    {                                                                                                               \
+        support::Argv none{"server"};                                                                               \
+        EXPECT_DOUBLE_EQ(step::parse_options(none.argc(), none.argv()).sleep_seconds, default_seconds);             \
+        support::Argv half{"server", "--sleep", "0.5"};                                                             \
+        EXPECT_DOUBLE_EQ(step::parse_options(half.argc(), half.argv()).sleep_seconds, 0.5);                         \
+        support::Argv whole{"server", "--sleep", "10"};                                                             \
+        EXPECT_DOUBLE_EQ(step::parse_options(whole.argc(), whole.argv()).sleep_seconds, 10.0);                      \
+    }                                                                                                               \
+    TEST(Suite##Options, BadSleepIsAUsageError)                                                                     \
+    {                                                                                                               \
+        /* Plain decimal with an optional fraction: digits, then a point and digits. */                             \
+        for (const char *bad : {"-1", "soon", "", "nan", "inf", "1e1", "0x1p3", " 1", "+1", ".5", "5.", "86401"}) { \
+            support::Argv args{"server", "--sleep", bad};                                                           \
+            EXPECT_EXIT(step::parse_options(args.argc(), args.argv()), ::testing::ExitedWithCode(2),                \
+                        "invalid number of seconds")                                                                \
+                << "--sleep " << ::testing::PrintToString(bad);                                                     \
+        }                                                                                                           \
     }
 
 // Steps e, f and g install a SIGCHLD handler, and it must be a careful one.
@@ -159,8 +175,9 @@ inline void expect_backlog(int queued, int backlog)
         struct sigaction current {};                                                                               \
         ASSERT_EQ(sigaction(SIGCHLD, nullptr, &current), 0);                                                       \
         EXPECT_EQ(current.sa_handler, &step::grim_reaper);                                                         \
-        EXPECT_EQ(current.sa_flags &SA_RESTART, 0) << "SA_RESTART (signal() sets it) would hide the EINTR lesson"; \
-        EXPECT_NE(current.sa_flags &SA_NOCLDSTOP, 0) << "a stopped child would block the handler";                 \
+        EXPECT_EQ(current.sa_flags &SA_RESTART, 0) << "glibc's signal() sets SA_RESTART, hiding the EINTR lesson"; \
+        EXPECT_NE(current.sa_flags &SA_NOCLDSTOP, 0)                                                               \
+            << "without it a child that only stops sends SIGCHLD, and a wait() there blocks the server";           \
     }                                                                                                              \
     TEST_F(Suite##Handler, RestoresErrnoWhenItsWaitFails)                                                          \
     {                                                                                                              \

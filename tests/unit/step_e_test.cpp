@@ -25,7 +25,8 @@ TEST(StepEDeathTest, AcceptConnectionDiesWithInterruptedSystemCallWhenAChildExit
             std::fprintf(stderr,
                          "accept_connection() survived the child's exit (a client had to be sent to end it): step "
                          "e's lesson is that accept() fails with EINTR and the server dies; either accept() is "
-                         "retried on EINTR (that is step f's fix) or the handler has SA_RESTART (signal() sets it)\n");
+                         "retried on EINTR (that is step f's fix) or the handler has SA_RESTART (glibc's signal() "
+                         "sets it)\n");
             std::exit(0);
         },
         ::testing::ExitedWithCode(1), "^accept: Interrupted system call\n$");
@@ -33,8 +34,9 @@ TEST(StepEDeathTest, AcceptConnectionDiesWithInterruptedSystemCallWhenAChildExit
 
 TEST_F(StepEHandler, WithSaRestartAsSignalWouldSetTheAcceptIsRestartedAndNothingShows)
 {
-    // What signal() installs on Linux: the kernel restarts accept() after the
-    // handler, and step e would never crash. This is why the steps use sigaction().
+    // What glibc's signal() installs (musl's, macOS's and the BSDs' too): the
+    // kernel restarts accept() after the handler, and step e would never
+    // crash. This is why the steps use sigaction().
     struct sigaction action {};
     action.sa_handler = step_e::grim_reaper;
     sigemptyset(&action.sa_mask);

@@ -2,7 +2,7 @@
 // a descriptor that closes itself, and small helpers for sockets and children.
 //
 // Each unit test includes one step's own server source inside a namespace of
-// its own (see include_step.hpp), so the tests exercise the very code the
+// its own (see step_a_test.cpp), so the tests exercise the very code the
 // workshop shows, not a copy of it. The headers are included here first, at
 // global scope; their include guards then keep them out of that namespace.
 #pragma once
@@ -211,7 +211,7 @@ class SigchldRestored : public ::testing::Test {
 // Build an argv for a step's parse_options(), and make getopt_long() start
 // afresh: it keeps its place between calls in optind (and glibc in hidden
 // state too), and optind = 0 resets both. Without it, a second parse in the
-// same process would see no options at all.
+// same process would start where the first one stopped.
 class Argv {
   public:
     Argv(std::initializer_list<const char *> args) : strings_(args.begin(), args.end())
@@ -371,7 +371,7 @@ class ConnectUnlessDoneWithin {
 
 inline constexpr const char *kSaRestartHint =
     "accept() was not interrupted by SIGCHLD (a client had to be sent to end it): the handler was installed "
-    "with SA_RESTART (signal() sets it), so the kernel restarted accept() and the EINTR lesson cannot show";
+    "with SA_RESTART (glibc's signal() sets it), so the kernel restarted accept() and the EINTR lesson cannot show";
 
 // ---------------------------------------------------------------------------
 // Async-signal-safety: the handler must not touch stdio.
