@@ -19,7 +19,7 @@ class WrongSolution:
     pattern: str  # A regular expression (MULTILINE) on the step's source.
     replacement: str
     matches: int  # How many times `pattern` matches the reference source.
-    check: str  # The key of the check that must fail (tools/checks.py).
+    check: str  # The key of the check that must fail (tools/checks/behaviours.py).
     hint: str  # A regular expression the failure's output must contain.
     which: tuple[int, ...] | None = None  # Replace only these matches (0-based, -1 the last); None: all.
 

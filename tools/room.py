@@ -522,7 +522,7 @@ def lan_address() -> str | None:
 
 def step_letters(text: str) -> list[str]:
     if not (text.isascii() and text.isalpha() and text.islower()):
-        raise argparse.ArgumentTypeError("the steps are letters a to z, e.g. abcdefghij")
+        raise argparse.ArgumentTypeError("the steps are lowercase letters, e.g. abc")
     return sorted(set(text))
 
 
@@ -537,7 +537,7 @@ def main(argv: list[str]) -> int:
                         help="the page and /state.json show 'participant N', not names (the instructor's "
                              "/CODE/ page still shows them)")
     parser.add_argument("--steps", metavar="LETTERS", type=step_letters,
-                        help="the steps, e.g. abcdefghij (default: the step folders, now " + "".join(steps()) + ")")
+                        help="the steps, e.g. abc (default: the step folders, now " + "".join(steps()) + ")")
     parser.add_argument("--stuck-after", type=float, default=STUCK_AFTER, metavar="SECONDS",
                         help="how long on the same failing check before 'walk to them' (default 600)")
     options = parser.parse_args(argv)

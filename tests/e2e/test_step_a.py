@@ -1,6 +1,6 @@
 """Step a, the iterative server: it answers, prints the request (escaped), and
 keeps the command-line contract that every tool here relies on. The lesson's
-behaviours are the checks of tools/checks.py (make check STEP=a runs the same),
+behaviours are the checks of tools/checks/ (make check STEP=a runs the same),
 run against step a's reference by test_matrix.py (column a)."""
 
 import socket

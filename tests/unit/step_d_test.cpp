@@ -1,6 +1,6 @@
 // Step d: the command line and the answer. Its failures need real limits and
 // real clients, so they are shown end to end: step d's checks in
-// tools/checks.py (run by tests/e2e/test_matrix.py), test_article_runs.py and
+// tools/checks/ (run by tests/e2e/test_matrix.py), test_article_runs.py and
 // test_process_limit.py.
 #include "server_checks.hpp"
 
