@@ -16,9 +16,12 @@ What is measured, on 127.0.0.1 only:
   growth of minflt and of cminflt (fields 10 and 11 of /proc/PID/stat: the
   process's own faults and those of its reaped children), over the same
   interval, divided by the requests ab completed. After fork(), parent and
-  child share every page copy-on-write: the first write to a page by either
-  one faults and copies that page, so these counts show what each side
-  writes per request.
+  child share the written pages copy-on-write: the first write to such a
+  page by either one faults and copies it. The child also faults, without
+  copying, on each page of code or read-only data it touches, since fork()
+  copies no page-table entries for a file mapping nobody wrote. So these
+  counts show what each side writes per request, and for the child what it
+  runs.
 - client3's connection rate against step g: the connections it made, divided
   by the wall-clock time of `client3 --max-clients 20 --max-conns 50`.
 

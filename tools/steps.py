@@ -95,8 +95,8 @@ RECORDS = [
         change="Add a --sleep SECONDS option (fractions allowed, default 60), and after sending the answer, "
                "before closing the connection, pause that long: the first client's curl ends only when the "
                "sleep is over, and nobody calls accept() meanwhile.",
-        hints=("The option parses like --port (parse_number, with fractions allowed), in getopt_long's "
-               "table and switch; --help must list it.",
+        hints=("The option parses like --port (parse_number(), with fractions allowed): a code of its own "
+               "(SLEEP) in the enum, an entry in getopt_long's table and a case in the switch; --help must list it.",
                "nanosleep() can sleep fractions; when a signal interrupts it, it writes the time left into "
                "its second argument: loop while it fails with EINTR.",
                "The pause goes at the end of handle_request(), after the answer is sent: the connection is "
@@ -117,8 +117,9 @@ RECORDS = [
         hints=("fork() returns 0 in the child and the child's PID in the parent; -1 is fatal('fork').",
                "Descriptors are duplicated by fork(): the child must close(listen_socket), the parent "
                "close(client_connection). The connection ends only when both copies are closed.",
-               "End the child with _exit(EXIT_SUCCESS), not return or exit(): otherwise it runs on into "
-               "the parent's loop. fflush(stdout) after each printf, or the child inherits unflushed lines."),
+               "End the child with _exit(EXIT_SUCCESS): without it the child runs on into the parent's loop, "
+               "and exit() would flush the stdio buffers and run the exit handlers it inherited from the "
+               "parent. fflush(stdout) after each printf, or the child inherits unflushed lines."),
     ),
     Step(
         "d", "duplicates not closed, children not collected",

@@ -561,7 +561,8 @@ class Tour:
             explain("The same interruption as in step e (ERESTARTSYS, then SIGCHLD and the handler's wait4), "
                     "but this time the server called accept() again: it is waiting for the next client.")
         else:
-            explain("accept() failed with EINTR again, and the server simply called it again.")
+            explain("If the child exited while the server waited in accept(), accept() failed with EINTR, and the "
+                    "server simply called it again.")
 
         self.pause("step f, part 2: a burst of 128 clients")
         say()
@@ -586,8 +587,9 @@ class Tour:
                    f"{len(zombies)})")
             self.expect("f: strace counts fewer SIGCHLD deliveries than children exited, one per zombie short",
                         deliveries < exited and exited - deliveries == len(zombies))
-        explain("128 children exited at almost the same time. SIGCHLD signals are not queued: those that "
-                "arrived while one was pending were merged, and each run of the handler wait()ed only once.")
+        explain("128 children exited close together. SIGCHLD signals are not queued: those that arrived while "
+                "one was pending (or while the handler ran, which blocks SIGCHLD) were merged, and each run of "
+                "the handler wait()ed only once.")
         self.stop(server)
 
     @staticmethod
