@@ -102,17 +102,23 @@ double now()
 
 // Wait until fd is ready for `events`, or until the deadline (a now() time).
 // Returns poll()'s result: 1 ready, 0 at the deadline, -1 on error.
+//
+// It looks at the socket at least once, even when the deadline has already
+// passed. On a busy machine a process can wait for a processor for longer
+// than it meant to wait for the socket (children of client3 were measured
+// waiting 0.17 s between connect() and poll()), and its clock then says "too
+// late" about a connection that was made long before. The socket's state,
+// not the clock, says whether it is ready.
 int wait_until(int fd, short events, double deadline)
 {
     for (;;) {
         double left = deadline - now();
-        if (left <= 0)
-            return 0;
+        int milliseconds = left > 0 ? static_cast<int>(std::ceil(left * 1000)) : 0;
         pollfd entry{fd, events, 0};
-        int ready = poll(&entry, 1, static_cast<int>(std::ceil(left * 1000)));
+        int ready = poll(&entry, 1, milliseconds);
         if (ready == -1 && errno == EINTR)
             continue;
-        if (ready != 0)
+        if (ready != 0 || left <= 0)
             return ready;
     }
 }
@@ -136,7 +142,7 @@ std::string seconds(double value)
 }
 
 // How many bytes of the request the server's kernel has not acknowledged yet,
-// or 0 where the system cannot tell (then the client simply waits).
+// or 0 where the system cannot tell. Used only to name a failure.
 long unacknowledged(int fd)
 {
 #ifdef SIOCOUTQ
@@ -149,20 +155,10 @@ long unacknowledged(int fd)
     return 0;
 }
 
-// Close a connection with a reset (RST) rather than an orderly FIN: the
-// server's kernel then forgets it, and the server never accepts it later.
-// A reset connection keeps no local port in TIME_WAIT.
-void abandon(Descriptor &connection)
-{
-    linger reset{1, 0};
-    setsockopt(connection.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-    connection = Descriptor(-1);
-}
-
 // One attempt: connect, send the request, and wait for the first bytes of
-// the answer until `give_up`. Returns "" once answered; "retry" when the
-// server's kernel has not taken the connection by `give_up` (its listen queue
-// was full); otherwise why the connection failed.
+// the answer. Returns "" once answered; "retry" when the handshake has not
+// completed by `give_up` (the server's kernel dropped its first packet, SYN,
+// because the listen queue was full); otherwise why the connection failed.
 std::string attempt(const Options &options, const sockaddr_storage &server, socklen_t server_length,
                     const std::string &request, Descriptor &connection, double give_up, double deadline)
 {
@@ -181,7 +177,7 @@ std::string attempt(const Options &options, const sockaddr_storage &server, sock
         int ready = wait_until(fd, POLLOUT, give_up);
         if (ready == -1)
             return std::string("poll: ") + std::strerror(errno);
-        if (ready == 0)  // The server's kernel dropped our handshake.
+        if (ready == 0)  // Still connecting: the server's kernel dropped our SYN.
             return "retry";
         int error = 0;
         socklen_t length = sizeof error;
@@ -193,23 +189,25 @@ std::string attempt(const Options &options, const sockaddr_storage &server, sock
     if (fcntl(fd, F_SETFL, flags) == -1)
         return std::string("fcntl: ") + std::strerror(errno);
 
+    // From here on the handshake is complete, and the connection may already
+    // wait in the server's listen queue, where nothing the client does can
+    // take it back: a connection that the client resets or closes is still
+    // accept()ed, and the server's recv() then fails with ECONNRESET (or
+    // reads an end of file). So the connection is never abandoned early: it
+    // waits for the answer until the deadline. If the server's kernel did
+    // drop the handshake's last packet (its queue filled up between our SYN
+    // and our ACK), our kernel sends the request again after its
+    // retransmission timeout (0.2 s on loopback, then doubling), and the
+    // server's kernel takes the connection with the first copy that finds
+    // room in its queue.
     if (!send_all(fd, request))
         return std::string("send: ") + std::strerror(errno);
-
-    int ready = wait_until(fd, POLLIN, give_up);
-    // Not answered yet. If the server's kernel has acknowledged the request,
-    // the connection waits in the listen queue (or the server is slow to
-    // answer): wait for the answer until the deadline. If it has not, the
-    // server's kernel dropped the handshake's last packet (its queue was full)
-    // and will take the connection only when a retransmission finds room,
-    // seconds later: try again at once instead.
-    if (ready == 0 && unacknowledged(fd) > 0)
-        return "retry";
-    if (ready == 0)
-        ready = wait_until(fd, POLLIN, deadline);
+    int ready = wait_until(fd, POLLIN, deadline);
     if (ready == -1)
         return std::string("poll: ") + std::strerror(errno);
-    if (ready == 0)
+    if (ready == 0 && unacknowledged(fd) > 0)  // The server's kernel never took the request.
+        return "not accepted within " + seconds(options.timeout) + " (listen queue full)";
+    if (ready == 0)  // The server's kernel holds it, but the server did not answer.
         return "no answer within " + seconds(options.timeout);
     char answer[512];
     ssize_t n;
@@ -235,11 +233,14 @@ std::string attempt(const Options &options, const sockaddr_storage &server, sock
 // enough: step d's server answers but never closes, and the connection must
 // stay open.
 //
-// Why try again: the kernel retries a dropped handshake after 1, 3, 7 seconds
-// (and a dropped first packet after 3), and a burst of hundreds of clients
-// against a queue of 5 would take many such rounds. So an attempt that the
-// server's kernel has not taken within a fraction of a second is reset (the
-// server never sees it) and made again.
+// Why try again: when the listen queue is full, Linux drops the handshake's
+// first packet (SYN), and the client's kernel sends it again only 1, 3 and 7
+// seconds after the first; a burst of hundreds of clients against a queue of
+// 5 would wait out many such rounds. So an attempt whose handshake has not
+// completed within a fraction of a second is closed and made again at once.
+// Only such an attempt: until the handshake completes, the server's kernel
+// holds at most a half-open request that it never hands to accept(), so the
+// server cannot see the attempt at all.
 std::string open_connection(const Options &options, const sockaddr_storage &server, socklen_t server_length,
                             const std::string &request, Descriptor &connection, unsigned &seed)
 {
@@ -253,7 +254,15 @@ std::string open_connection(const Options &options, const sockaddr_storage &serv
         std::string failure = attempt(options, server, server_length, request, connection, give_up, deadline);
         if (failure != "retry")
             return failure;
-        abandon(connection);
+        // A plain close(), not a reset (SO_LINGER 0): on a socket that is
+        // still connecting, Linux then sends nothing at all, and if the
+        // server's answer to our SYN arrives later, our kernel, finding no
+        // socket, answers it with a reset that makes the server's kernel
+        // forget the half-open request. And should the handshake complete in
+        // the instant between poll() and close(), the connection ends with
+        // an orderly FIN, which a server reads as an end of file, not as an
+        // error; a reset would make its recv() fail.
+        connection = Descriptor(-1);
         if (now() >= deadline)
             return "not accepted within " + seconds(options.timeout) + " (listen queue full)";
         patience = std::min(patience * 1.5, 1.0);
