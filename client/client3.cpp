@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -102,17 +103,23 @@ double now()
 
 // Wait until fd is ready for `events`, or until the deadline (a now() time).
 // Returns poll()'s result: 1 ready, 0 at the deadline, -1 on error.
+//
+// It looks at the socket at least once, even when the deadline has already
+// passed. On a busy machine a process can wait for a processor for longer
+// than it meant to wait for the socket (children of client3 were measured
+// waiting 0.17 s between connect() and poll()), and its clock then says "too
+// late" about a connection that was made long before. The socket's state,
+// not the clock, says whether it is ready.
 int wait_until(int fd, short events, double deadline)
 {
     for (;;) {
         double left = deadline - now();
-        if (left <= 0)
-            return 0;
+        int milliseconds = left > 0 ? static_cast<int>(std::ceil(left * 1000)) : 0;
         pollfd entry{fd, events, 0};
-        int ready = poll(&entry, 1, static_cast<int>(std::ceil(left * 1000)));
+        int ready = poll(&entry, 1, milliseconds);
         if (ready == -1 && errno == EINTR)
             continue;
-        if (ready != 0)
+        if (ready != 0 || left <= 0)
             return ready;
     }
 }
@@ -136,7 +143,7 @@ std::string seconds(double value)
 }
 
 // How many bytes of the request the server's kernel has not acknowledged yet,
-// or 0 where the system cannot tell (then the client simply waits).
+// or 0 where the system cannot tell. Used only to name a failure.
 long unacknowledged(int fd)
 {
 #ifdef SIOCOUTQ
@@ -149,22 +156,10 @@ long unacknowledged(int fd)
     return 0;
 }
 
-// Close a connection with a reset (RST) rather than an orderly FIN: the
-// server's kernel then forgets a handshake it has not finished. (One that it
-// had already queued for accept() is still accepted, and the server's recv()
-// then fails with ECONNRESET.) A reset connection keeps no local port in
-// TIME_WAIT.
-void abandon(Descriptor &connection)
-{
-    linger reset{1, 0};
-    setsockopt(connection.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-    connection = Descriptor(-1);
-}
-
 // One attempt: connect, send the request, and wait for the first bytes of
-// the answer until `give_up`. Returns "" once answered; "retry" when the
-// server's kernel has not taken the connection by `give_up` (its listen queue
-// was full); otherwise why the connection failed.
+// the answer. Returns "" once answered; "retry" when the handshake has not
+// completed by `give_up` (the server's kernel dropped its first packet, SYN,
+// because the listen queue was full); otherwise why the connection failed.
 std::string attempt(const Options &options, const sockaddr_storage &server, socklen_t server_length,
                     const std::string &request, Descriptor &connection, double give_up, double deadline)
 {
@@ -183,7 +178,7 @@ std::string attempt(const Options &options, const sockaddr_storage &server, sock
         int ready = wait_until(fd, POLLOUT, give_up);
         if (ready == -1)
             return std::string("poll: ") + std::strerror(errno);
-        if (ready == 0)  // The server's kernel dropped our handshake.
+        if (ready == 0)  // Still connecting: the server's kernel dropped our SYN.
             return "retry";
         int error = 0;
         socklen_t length = sizeof error;
@@ -195,23 +190,25 @@ std::string attempt(const Options &options, const sockaddr_storage &server, sock
     if (fcntl(fd, F_SETFL, flags) == -1)
         return std::string("fcntl: ") + std::strerror(errno);
 
+    // From here on the handshake is complete, and the connection may already
+    // wait in the server's listen queue, where nothing the client does can
+    // take it back: a connection that the client resets or closes is still
+    // accept()ed, and the server's recv() then fails with ECONNRESET (or
+    // reads an end of file). So the connection is never abandoned early: it
+    // waits for the answer until the deadline. If the server's kernel did
+    // drop the handshake's last packet (its queue filled up between our SYN
+    // and our ACK), our kernel sends the request again after its
+    // retransmission timeout (0.2 s on loopback, then doubling), and the
+    // server's kernel takes the connection with the first copy that finds
+    // room in its queue.
     if (!send_all(fd, request))
         return std::string("send: ") + std::strerror(errno);
-
-    int ready = wait_until(fd, POLLIN, give_up);
-    // Not answered yet. If the server's kernel has acknowledged the request,
-    // the connection waits in the listen queue (or the server is slow to
-    // answer): wait for the answer until the deadline. If it has not, the
-    // server's kernel most likely dropped the handshake's last packet (its queue was full)
-    // and will take the connection only when a retransmission finds room,
-    // seconds later: try again at once instead.
-    if (ready == 0 && unacknowledged(fd) > 0)
-        return "retry";
-    if (ready == 0)
-        ready = wait_until(fd, POLLIN, deadline);
+    int ready = wait_until(fd, POLLIN, deadline);
     if (ready == -1)
         return std::string("poll: ") + std::strerror(errno);
-    if (ready == 0)
+    if (ready == 0 && unacknowledged(fd) > 0)  // The server's kernel never took the request.
+        return "not accepted within " + seconds(options.timeout) + " (listen queue full)";
+    if (ready == 0)  // The server's kernel holds it, but the server did not answer.
         return "no answer within " + seconds(options.timeout);
     char answer[512];
     ssize_t n;
@@ -237,11 +234,14 @@ std::string attempt(const Options &options, const sockaddr_storage &server, sock
 // enough: step d's server answers but never closes, and the connection must
 // stay open.
 //
-// Why try again: the kernel retries a dropped handshake after 1, 3, 7 seconds
-// (and a dropped first packet after 3), and a burst of hundreds of clients
-// against a queue of 5 would take many such rounds. So an attempt that the
-// server's kernel has not taken within a fraction of a second is reset (the
-// server never sees it) and made again.
+// Why try again: when the listen queue is full, Linux drops the handshake's
+// first packet (SYN), and the client's kernel sends it again only 1, 3 and 7
+// seconds after the first; a burst of hundreds of clients against a queue of
+// 5 would wait out many such rounds. So an attempt whose handshake has not
+// completed within a fraction of a second is closed and made again at once.
+// Only such an attempt: until the handshake completes, the server's kernel
+// holds at most a half-open request that it never hands to accept(), so the
+// server cannot see the attempt at all.
 std::string open_connection(const Options &options, const sockaddr_storage &server, socklen_t server_length,
                             const std::string &request, Descriptor &connection, unsigned &seed)
 {
@@ -255,7 +255,15 @@ std::string open_connection(const Options &options, const sockaddr_storage &serv
         std::string failure = attempt(options, server, server_length, request, connection, give_up, deadline);
         if (failure != "retry")
             return failure;
-        abandon(connection);
+        // A plain close(), not a reset (SO_LINGER 0): on a socket that is
+        // still connecting, Linux then sends nothing at all, and if the
+        // server's answer to our SYN arrives later, our kernel, finding no
+        // socket, answers it with a reset that makes the server's kernel
+        // forget the half-open request. And should the handshake complete in
+        // the instant between poll() and close(), the connection ends with
+        // an orderly FIN, which a server reads as an end of file, not as an
+        // error; a reset would make its recv() fail.
+        connection = Descriptor(-1);
         if (now() >= deadline)
             return "not accepted within " + seconds(options.timeout) + " (listen queue full)";
         patience = std::min(patience * 1.5, 1.0);
@@ -333,23 +341,39 @@ void usage(std::FILE *stream, const char *program)
     std::exit(2);
 }
 
+// The end of the decimal digits that text starts with.
+const char *skip_digits(const char *text)
+{
+    while (*text >= '0' && *text <= '9')
+        ++text;
+    return text;
+}
+
+// A whole number in plain decimal, from low to high: digits only (strtol()
+// alone would also take a sign and leading blanks: --port " 80").
 long parse_number(const char *program, const char *text, long low, long high)
 {
-    char *end;
+    if (skip_digits(text) == text || *skip_digits(text) != '\0')
+        bad_usage(program, "invalid number", text);
     errno = 0;
-    long number = std::strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || number < low || number > high)
+    long number = std::strtol(text, nullptr, 10);
+    if (errno != 0 || number < low || number > high)
         bad_usage(program, "invalid number", text);
     return number;
 }
 
+// Seconds in plain decimal, a fraction allowed (0.5): digits, then a point
+// and more digits; more than 0 and at most an hour. Nothing else (strtod()
+// alone would take signs, blanks, hex, exponents, inf and nan).
 double parse_seconds(const char *program, const char *text)
 {
-    char *end;
-    errno = 0;
-    double number = std::strtod(text, &end);
-    // !(number > 0) also refuses NaN.
-    if (errno != 0 || end == text || *end != '\0' || !(number > 0) || number > 3600)
+    const char *end = skip_digits(text);
+    if (end != text && *end == '.' && skip_digits(end + 1) != end + 1)
+        end = skip_digits(end + 1);
+    if (end == text || *end != '\0')
+        bad_usage(program, "invalid number of seconds", text);
+    double number = std::strtod(text, nullptr);  // Only digits and a point: the C locale reads them.
+    if (!(number > 0) || number > 3600)
         bad_usage(program, "invalid number of seconds", text);
     return number;
 }
@@ -396,8 +420,12 @@ Options parse_options(int argc, char *argv[])
             std::exit(EXIT_SUCCESS);
         case ':':
             bad_usage(program, "missing value for", argv[optind - 1]);
-        default:  // '?': optopt holds an unknown short option's letter, 0 for a long one.
-            if (optopt != 0) {
+        default:  // '?': an option it does not know.
+            // An unknown short option is named by its letter, which
+            // getopt_long() leaves in optopt; a long one leaves 0 there, or its
+            // code for a value it does not take (--help=1): name the argument
+            // as typed.
+            if (std::isgraph(static_cast<unsigned char>(optopt)) != 0) {
                 const char letter[] = {'-', static_cast<char>(optopt), '\0'};
                 bad_usage(program, "unknown option", letter);
             }
@@ -454,7 +482,8 @@ void refuse_impossible_runs(const Options &options, const char *program)
                      "%s: refused: %ld clients x %ld connections need %ld local ports, and client3 takes at most "
                      "%ld,\n"
                      "half of this machine's %ld (%ld-%ld, from %s): the other half stays\n"
-                     "free for other programs, and for closed connections waiting out TIME_WAIT (60 s on Linux).\n"
+                     "free for other programs, and for connections that the client closed first, waiting out "
+                     "TIME_WAIT (60 s on Linux).\n"
                      "Use fewer --max-clients or --max-conns.\n",
                      program, options.max_clients, options.max_conns, wanted, allowed, ports, range.low, range.high,
                      range.source);
