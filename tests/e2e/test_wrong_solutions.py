@@ -1,7 +1,11 @@
-"""The catalogue of wrong solutions (tests/wrong_solutions.py): each one,
-written into a participant's exercise file, makes `make check` (the same
-entry point, tools/exercises.py check) fail, on the check that should catch
-it, with a hint that names the cause."""
+"""The catalogue of solutions (tests/wrong_solutions.py), each written into a
+participant's exercise file and judged by `make check` itself (the same entry
+point, tools/exercises.py check):
+- each wrong one fails, on the check that should catch it, with a hint that
+  names the cause (its check alone runs: the rest of the step's checks are
+  the matrix's and test_exercises.py's);
+- each correct one, written another way than the reference, passes every
+  check of its step: a fair judge reads behaviour, not spelling."""
 
 import os
 import re
@@ -21,46 +25,55 @@ from wrong_solutions import CATALOGUE  # noqa: E402
 TOOL = harness.REPO / "tools" / "exercises.py"
 
 
-def make_check(wrong, tmp_path) -> subprocess.CompletedProcess:
-    """`make check` of the step, on the wrong solution written as the participant's exercise."""
-    source = steps.STEPS[wrong.step].source.read_text()
-    mutated = wrong.apply(source)
-    assert mutated != source
-    folder = tmp_path / "exercises"
-    folder.mkdir()
-    (folder / f"webserver3{wrong.step}.cpp").write_text(mutated)
-    env = dict(os.environ, WORKSHOP_EXERCISES=str(folder), WORKSHOP_EXERCISE_BUILD=str(tmp_path / "build"))
-    # The check that must catch it, alone (make check runs every check of the step; the time
-    # budget of the suite runs the one that matters; test_exercises.py runs whole steps).
-    return subprocess.run([sys.executable, str(TOOL), "check", wrong.step, "--only", wrong.check], env=env,
-                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+def make_check(solution, folder) -> subprocess.CompletedProcess:
+    """`make check` of the step, on the solution written as the participant's exercise."""
+    source = steps.STEPS[solution.step].source.read_text()
+    changed = solution.apply(source)
+    assert changed != source
+    (folder / "exercises").mkdir()
+    (folder / "exercises" / f"webserver3{solution.step}.cpp").write_text(changed)
+    env = dict(os.environ, WORKSHOP_EXERCISES=str(folder / "exercises"), WORKSHOP_EXERCISE_BUILD=str(folder / "build"))
+    only = [] if solution.correct else ["--only", solution.check]
+    return subprocess.run([sys.executable, str(TOOL), "check", solution.step, *only], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=folder)
 
 
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory):
-    """Every wrong solution's `make check`, all at once (each waits for its own server, mostly):
+    """Every solution's `make check`, several at once (each waits for its own servers, mostly):
     {name: the finished process, or the exception its set-up raised}."""
-    folders = {wrong.name: tmp_path_factory.mktemp(wrong.name) for wrong in CATALOGUE}  # Not thread-safe.
+    folders = {solution.name: tmp_path_factory.mktemp(solution.name) for solution in CATALOGUE}  # Not thread-safe.
 
-    def attempt(wrong):
+    def attempt(solution):
         try:
-            return make_check(wrong, folders[wrong.name])
-        except Exception as error:  # Reported by that wrong solution's own test.
+            return make_check(solution, folders[solution.name])
+        except Exception as error:  # Reported by that solution's own test.
             return error
 
-    with ThreadPoolExecutor(max_workers=len(CATALOGUE)) as pool:
-        return dict(zip([wrong.name for wrong in CATALOGUE], pool.map(attempt, CATALOGUE)))
+    # The correct ones run every check of their step: they go first.
+    order = sorted(CATALOGUE, key=lambda s: not s.correct)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return dict(zip([s.name for s in order], pool.map(attempt, order)))
 
 
-@pytest.mark.parametrize("wrong", CATALOGUE, ids=lambda w: w.name)
-def test_make_check_catches_the_wrong_solution_with_its_hint(checked, wrong):
-    result = checked[wrong.name]
+@pytest.mark.parametrize("solution", [s for s in CATALOGUE if not s.correct], ids=lambda s: s.name)
+def test_make_check_catches_the_wrong_solution_with_its_hint(checked, solution):
+    result = checked[solution.name]
     if isinstance(result, Exception):
         raise result
     output = result.stdout
-    assert result.returncode == 1, f"make check STEP={wrong.step} passed {wrong.what}:\n{output}"
-    title = checks.CHECKS[wrong.check].title
+    assert result.returncode == 1, f"make check STEP={solution.step} passed {solution.what}:\n{output}"
+    title = checks.CHECKS[solution.check].title
     block = re.search(rf"^  FAIL  {re.escape(title)}\n((?:        .*\n)+)", output, re.MULTILINE)
-    assert block, f"the check {wrong.check!r} did not fail on {wrong.what}:\n{output}"
-    assert re.search(wrong.hint, block.group(1)), \
-        f"the failure of {wrong.check!r} does not name the cause ({wrong.hint!r}):\n{block.group(1)}"
+    assert block, f"the check {solution.check!r} did not fail on {solution.what}:\n{output}"
+    assert re.search(solution.hint, block.group(1)), \
+        f"the failure of {solution.check!r} does not name the cause ({solution.hint!r}):\n{block.group(1)}"
+
+
+@pytest.mark.parametrize("solution", [s for s in CATALOGUE if s.correct], ids=lambda s: s.name)
+def test_make_check_passes_a_correct_solution_written_another_way(checked, solution):
+    result = checked[solution.name]
+    if isinstance(result, Exception):
+        raise result
+    assert result.returncode == 0 and "FAIL" not in result.stdout, \
+        f"make check STEP={solution.step} failed a correct solution ({solution.what}):\n{result.stdout}"

@@ -122,7 +122,8 @@ def printed_requests(raw: bytes) -> bytes:
     """What a server printed besides its first line and the lines of its own (Child PID ...), byte
     for byte, line breaks included."""
     lines = raw.splitlines(keepends=True)[1:]
-    return b"".join(line for line in lines if not STRUCTURE.match(line.rstrip(b"\n")))
+    # The blank line that steps c to g print after 'Parent PID (PPID): P' is not the request's.
+    return b"".join(line for line in lines if not STRUCTURE.match(line.rstrip(b"\n"))).lstrip(b"\n")
 
 
 def _normal(data: bytes) -> bytes:
