@@ -165,8 +165,9 @@ RECORDS = [
     Step(
         "f", "accept() restarted, and a burst",
         "accept() restarted, but a burst of 128 clients leaves zombies",
-        checks=("curl_ends", "survives", "burst_zombies", "accept_fatal", "stopped_child", "handler_safe",
-                "handler_errno", "escapes", "lines_once", "child_exits", "parent_closes", "options", "backlog"),
+        checks=("curl_ends", "survives", "burst_zombies", "merged_zombies", "no_restart", "accept_fatal",
+                "stopped_child", "handler_safe", "handler_errno", "escapes", "lines_once", "child_exits",
+                "parent_closes", "options", "backlog"),
         backlog=1024,
         prints=("parent", "child", "terminated"),
         goal="Survive the signal: when accept() fails with EINTR nothing went wrong, so call it again. "
@@ -181,9 +182,9 @@ RECORDS = [
     Step(
         "g", "a waitpid() loop",
         "a waitpid() loop: no zombie, however many clients",
-        checks=("curl_ends", "survives", "no_zombies", "keeps_accepting", "low_nofile", "accept_fatal",
-                "handler_safe", "handler_errno", "escapes", "lines_once", "child_exits", "parent_closes", "options",
-                "backlog"),
+        checks=("curl_ends", "survives", "no_zombies", "merged_collected", "keeps_accepting", "low_nofile",
+                "no_restart", "accept_fatal", "handler_safe", "handler_errno", "escapes", "lines_once", "child_exits",
+                "parent_closes", "options", "backlog"),
         backlog=1024,
         prints=("parent", "child", "terminated"),
         goal="Collect every child, however many exit at once: the handler loops on waitpid() with WNOHANG "

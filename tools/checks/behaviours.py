@@ -36,10 +36,11 @@ from checks.framework import Check, Context, Failed, NotChecked, expect, quote, 
 # soon as what it waits for has happened.
 MUST = 10.0
 # The requests that the printing is checked with, in this order: one of exactly 1024 bytes (what a
-# single recv() of the steps' buffer takes), then one with bytes that would drive a terminal (clear
+# single recv() of the steps' buffer takes; its last byte, after the blank line, is not a line break, so
+# that a byte lost at the end shows), then one with bytes that would drive a terminal (clear
 # the screen, set its title, ring the bell), a NUL, DEL and a byte that is not ASCII, ending with a
 # control byte; a server prints each exactly as received, escaped, and a line break after it.
-LONG_REQUEST = b"GET /" + b"a" * (1024 - 35) + b" HTTP/1.1\r\nHost: localhost\r\n\r\n"
+LONG_REQUEST = b"GET /" + b"a" * (1024 - 36) + b" HTTP/1.1\r\nHost: localhost\r\n\r\n."
 assert len(LONG_REQUEST) == 1024
 ESCAPE_REQUEST = b"GET /\x1b[2J\x1b]0;owned\x07\x00\x7f\xff HTTP/1.1\r\nHost: localhost\r\n\r\n\x1b"
 # The answers that the contract allows: the article's bare line feeds, or HTTP's CRLF.
@@ -162,35 +163,44 @@ def prints_request_escaped(ctx: Context) -> None:
         got = _normal(decoded)
         want = [_normal(r) for r in requests]
         if got != b"".join(r + b"\n" for r in want):
-            # Name the mistake from what was printed of the second request (the first is all text).
-            first = want[0]
-            rest = got[len(first) + 1:] if got.startswith(first + b"\n") else got
-            meant = want[1]
-            if not got.startswith(first):
-                seen = f"the {len(first)}-byte request printed as {quote(visible(got[:160].decode('latin-1')))}"
-                hint = ("Print all n bytes that recv() returned (a request of 1024 bytes fills the buffer: read "
-                        "up to sizeof buffer, not one less, and print n bytes, not up to a NUL).")
-            elif rest.count(meant) > 1:
-                seen, hint = "a request printed twice", "Print what recv() returned once."
-            elif rest.rstrip(b"\n") == meant.rstrip(b"\n") or rest == meant:
-                seen = "no line break after the request"
-                hint = ("Print a line break after the request (the README: the request ends with an empty line, "
-                        "and the server prints a line break after it).")
-            elif meant.startswith(rest.rstrip(b"\n")):
-                seen = (f"only {len(rest.rstrip())} of its {len(meant)} bytes: "
-                        f"{quote(visible(rest.decode('latin-1')))}")
-                hint = ("Print every byte that recv() returned (n of them), not up to a NUL (strlen, printf's %s "
-                        "stop there): escape the NUL like any byte that is not text.")
-            elif rest.startswith(meant):
-                seen = f"bytes the client never sent after it: {quote(visible(rest[len(meant):].decode('latin-1')))}"
-                hint = ("Print exactly the n bytes that recv() returned, not the whole buffer nor up to a NUL: the "
-                        "rest of the buffer holds what the client never sent (or an earlier request).")
-            else:
-                seen = quote(visible(rest.decode("latin-1")))
-                hint = "Print the bytes that recv() returned, in order, escaped, and nothing else."
-            raise Failed("each request printed exactly as received, escaped, then a line break: "
-                         + quote(visible(meant.decode("latin-1"))), seen, hint)
+            raise Failed("each request printed exactly as received, escaped, then a line break",
+                         *_misprinted(got, want, requests))
         ctx.quiet_stderr(server)
+
+
+def _misprinted(got: bytes, want: list[bytes], sent: list[bytes]) -> tuple[str, str]:
+    """What was wrong with the printed requests, and the hint for it: each request's part of the
+    output (a request begins where its first bytes are printed) against the request itself."""
+    starts = [0] + [got.find(w[:6], 1) for w in want[1:]]
+    parts = [got[begin:end] for begin, end in zip(starts, [*starts[1:], len(got)])] if -1 not in starts else [got]
+    if len(parts) != len(want):
+        return quote(visible(got[:200].decode("latin-1"))), "Print each request that recv() returned, escaped, once."
+    for part, meant, request in zip(parts, want, sent):
+        shown = f"the {len(request)}-byte request"
+        if part == meant + b"\n":
+            continue
+        if part == meant:
+            return (f"{shown} printed with no line break after it",
+                    "Print a line break after the request (the README: the request ends with an empty line, and "
+                    "the server prints a line break after it).")
+        if part.count(meant[:40]) > 1:
+            return f"{shown} printed twice", "Print what recv() returned once."
+        if meant.startswith(part.rstrip(b"\n")):
+            printed = part.rstrip(b"\n")
+            return (f"{shown} printed without its last {len(meant) - len(printed)} byte(s): the print ends "
+                    f"{quote(visible(printed[-60:].decode('latin-1')))}, the request "
+                    f"{quote(visible(meant[-60:].decode('latin-1')))}",
+                    "Print every byte that recv() returned, all n of them: read with recv(fd, buffer, sizeof buffer) "
+                    "(a request of 1024 bytes fills it), and print n bytes, not up to a NUL (strlen and printf's "
+                    "%s stop there): escape the NUL like any byte that is not text.")
+        if part.startswith(meant):
+            return (f"{shown} printed with bytes the client never sent after it: "
+                    f"{quote(visible(part[len(meant):].decode('latin-1')))}",
+                    "Print exactly the n bytes that recv() returned, not the whole buffer nor up to a NUL: the rest "
+                    "of the buffer holds what the client never sent (or an earlier request).")
+        return (f"{shown} printed as {quote(visible(part.decode('latin-1')))}",
+                "Print the bytes that recv() returned, in order, escaped, and nothing else.")
+    return quote(visible(got[:200].decode("latin-1"))), "Print each request that recv() returned, escaped, once."
 
 
 def survives_a_reset(ctx: Context) -> None:
@@ -340,14 +350,20 @@ def child_pids(ctx: Context) -> None:
                 sock.sendall(harness.REQUEST)
             for sock in clients:
                 harness.receive(sock, MUST, until=harness.BODY)
+            answered = time.monotonic()
             server.out.wait_for(r"^Child PID: ", MUST, count=2)
             lines = server.out.matches(r"^Child PID: (\d+)\. Parent PID (\d+)$")
             children = server.children()
             sleeping = {p.pid for p in children if p.state != "Z"}  # Each child sleeps 5 s.
-            if not lines and sleeping:
-                hint = ("The children answered and sleep, but their lines are not printed: printed with printf "
-                        "and not flushed? stdout is a pipe here, so stdio keeps the line in its buffer, and "
-                        "_exit() throws it away. fflush(stdout) after the printf, or write() it.")
+            late = [m for m in lines if (server.out.arrival(re.escape(m.string)) or 0) > answered + 1]
+            if (not lines and sleeping) or late:
+                hint = ("The children answered, but their lines came only when they exited, or never: printed "
+                        "with printf and not flushed. stdout is a pipe here, so stdio keeps the line in its buffer "
+                        "until exit() flushes it, and _exit() throws it away. fflush(stdout) right after the "
+                        "printf, or write() it.")
+            elif any(m.group(1) == "0" for m in lines):
+                hint = ("'Child PID: 0': fork() returns 0 in the child; the child's own PID is getpid(), and "
+                        "its parent's getppid().")
             else:
                 hint = ("The child prints getpid() and getppid(), once per connection, before it answers; "
                         "then it sleeps --sleep seconds.")
@@ -505,10 +521,13 @@ def curl_never_ends(ctx: Context) -> None:
                f"curl ended by itself, exit {result.returncode}",
                "This step's lesson is the mistake: the parent keeps its copy of the connection. Do not "
                "close(client_connection) in the parent.")
-        expect(server.out.wait_for(r"^Connections held open by the parent: 1$", MUST),
+        held = server.out.wait_for(r"^Connections held open by the parent: (\d+)$", MUST)
+        expect(held and held.group(1) == "1",
                "'Connections held open by the parent: 1' printed (and flushed) by the parent",
                quote(server.out.text()[-200:]),
-               "Count the connections the parent holds and print the count after each fork(), with fflush.")
+               "Count the connections the parent holds and print the count after each fork(), with fflush."
+               if not held else f"The count is off: after the first connection the parent holds 1, not "
+               f"{held.group(1)}. Add one to the count before printing it.")
         ctx.quiet_stderr(server)
 
 
@@ -897,8 +916,93 @@ def keeps_accepting(ctx: Context) -> None:
             expect(second.endswith(harness.BODY),
                    "after a child exits, the next request answered at once, while another child still runs",
                    f"no answer within {MUST:g} s: {quote(second)}", hint)
+            # A SIGCHLD with no exited child to collect (one that an earlier run of the handler already
+            # collected, merged; here sent by hand, as `kill -CHLD` does): the handler must return at once.
+            server.out.wait_for(r"^Child \d+ terminated", MUST, count=2)
+            os.kill(server.pid, signal.SIGCHLD)
+            third, _ = harness.http_get(server.port, timeout=MUST, until=harness.BODY)
+            hint = None if third.endswith(harness.BODY) else _stuck_handler_hint(server)
+            expect(third.endswith(harness.BODY),
+                   "after a SIGCHLD with no exited child (kill -CHLD), the next request answered at once, while "
+                   "another child still runs",
+                   f"no answer within {MUST:g} s: {quote(third)}", hint)
             holder.sendall(harness.REQUEST)
             harness.receive(holder, MUST, until=harness.BODY)
+        ctx.quiet_stderr(server)
+
+
+def no_restart(ctx: Context) -> None:
+    """accept() restarted by the server's own loop, not by the kernel: the handler is installed with
+    sigaction() and without SA_RESTART, as the shim saw it installed."""
+    if not ctx.can_observe():
+        raise NotChecked("needs a dynamically linked server, for the shim that sees how the handler is installed")
+    with ctx.server(*ctx.sleep_args()) as server:
+        harness.http_get(server.port, timeout=MUST, until=harness.BODY)
+        events = ctx.events(server)
+        installed = events.installed
+        expect(installed is not None, "a SIGCHLD handler installed with sigaction()",
+               "no SIGCHLD handler installed", NO_HANDLER_HINT)
+        how, _offset, _base, flags = installed
+        expect(how == "sigaction" and not flags & SA_RESTART,
+               "the SIGCHLD handler installed with sigaction(), without SA_RESTART: accept() is restarted by the "
+               "server's loop when it fails with EINTR",
+               "installed with signal(), which glibc makes set SA_RESTART" if how == "signal" else
+               f"installed with SA_RESTART in sa_flags ({flags:#x})",
+               "Step f's lesson is the loop: when accept() fails with EINTR, call it again. With SA_RESTART the "
+               "kernel would restart accept() by itself, and the lesson would not show; keep sa_flags = "
+               "SA_NOCLDSTOP, and write the loop in accept_connection().")
+        ctx.quiet_stderr(server)
+
+
+MERGED = 12  # Children that exit while the server is stopped: one SIGCHLD stands for all of them.
+
+
+def merged_signals(ctx: Context, expect_left: bool) -> None:
+    """Signals merge, made certain: the server is stopped (SIGSTOP) while MERGED children exit, so
+    that their SIGCHLD signals merge into one pending signal; then it is continued (SIGCONT), and its
+    handler runs for that one signal."""
+    with ctx.server(*ctx.sleep_args()) as server:
+        _collects_one(server)
+        holders = [harness.connect(server.port, timeout=MUST) for _ in range(MERGED)]
+        try:
+            deadline = time.monotonic() + MUST
+            while len([p for p in server.children() if p.state != "Z"]) < MERGED and time.monotonic() < deadline:
+                time.sleep(0.02)
+            children = server.children()
+            expect(len(children) >= MERGED, f"a child for each of {MERGED} connections",
+                   f"{len(children)} children", "fork() after accept(), once per connection.")
+            os.kill(server.pid, signal.SIGSTOP)
+            try:
+                # kill() returns before the server has stopped: wait until the kernel says it has (state T),
+                # or a child's SIGCHLD could still be handled before the stop.
+                while _state(server.pid) not in ("T", "t", "") and time.monotonic() < deadline + MUST:
+                    time.sleep(0.005)
+                for sock in holders:
+                    sock.sendall(harness.REQUEST)
+                for sock in holders:
+                    harness.receive(sock, MUST, until=harness.BODY)
+                while any(p.state != "Z" for p in server.children()) and time.monotonic() < deadline + MUST:
+                    time.sleep(0.02)  # Every child has answered and exited: zombies, their signals merged.
+            finally:
+                os.kill(server.pid, signal.SIGCONT)
+        finally:
+            for sock in holders:
+                sock.close()
+        if expect_left:
+            left = server.settled_children(timeout=MUST)
+            expect(left, f"{MERGED} children exit while the server is stopped; continued, it runs its handler once "
+                   "for their one merged SIGCHLD, and a single wait() collects one: zombies are left",
+                   f"no zombie left, server {'alive' if server.alive() else 'dead'}",
+                   "This step's lesson is the mistake: the handler calls wait() once per signal. Keep a single "
+                   "wait() in the handler.")
+        else:
+            left = server.wait_until_all_collected(timeout=MUST)
+            expect(not left, f"{MERGED} children exit while the server is stopped; continued, it runs its handler "
+                   "for their one merged SIGCHLD, and collects every one of them",
+                   f"{len(left)} children left, states {''.join(sorted(p.state for p in left))}",
+                   "One SIGCHLD may stand for many exited children: the handler must loop, "
+                   "while ((pid = waitpid(-1, &status, WNOHANG)) > 0), until none is left, however many.")
+        expect(server.alive(), "the server lives", f"stderr {quote(server.err.text())}", stderr_hint(server.err.text()))
         ctx.quiet_stderr(server)
 
 
@@ -1063,6 +1167,14 @@ def stopped_child(ctx: Context) -> None:
 
 
 
+def _state(pid: int) -> str:
+    """The process's state letter (/proc/PID/stat): R running, S sleeping, T stopped, Z zombie; '' if gone."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
 def _wchan(pid: int) -> str:
     try:
         return open(f"/proc/{pid}/wchan").read().strip().strip("0")
@@ -1176,6 +1288,18 @@ CHECKS = {check.key: check for check in [
           stopped_child, "sa_flags = SA_NOCLDSTOP.",
           f"{serve(' --sleep 5')} (sleep 3 | curl -s telnet://localhost:$P &); sleep 0.5; "
           f"kill -STOP $(pgrep -n -P $!); {CURL}; kill $!"),
+    Check("no_restart", "accept() is restarted by the server's loop: the handler installed without SA_RESTART",
+          no_restart, "sa_flags = SA_NOCLDSTOP; the loop in accept_connection() retries EINTR.",
+          f"{SERVE} strace -e trace=rt_sigaction -p $! & sleep 0.5; {CURL}; kill $!"),
+    Check("merged_zombies", f"{MERGED} children exit while the server is stopped: their one merged SIGCHLD leaves "
+          "zombies", lambda ctx: merged_signals(ctx, True), "One wait() per signal.",
+          f"{SERVE} for i in $(seq {MERGED}); do (sleep 1 | curl -s telnet://localhost:$P &); done; sleep 0.5; "
+          "kill -STOP $!; sleep 1; kill -CONT $!; sleep 0.5; ps -o stat --ppid $! | grep -c Z; kill $!",
+          lesson_failure=True),
+    Check("merged_collected", f"{MERGED} children exit while the server is stopped: one SIGCHLD, every child "
+          "collected", lambda ctx: merged_signals(ctx, False), "waitpid(-1, &status, WNOHANG) in a loop.",
+          f"{SERVE} for i in $(seq {MERGED}); do (sleep 1 | curl -s telnet://localhost:$P &); done; sleep 0.5; "
+          "kill -STOP $!; sleep 1; kill -CONT $!; sleep 0.5; ps -o stat --ppid $! | grep -c Z; kill $!"),
     Check("accept_fatal", "an accept() failure other than EINTR is reported and fatal, not retried",
           accept_failure_is_fatal, "Only EINTR means 'call accept() again'; any other failure is fatal.",
           f"{SERVE} prlimit --pid $! --nofile=$(ls /proc/$!/fd | wc -l); {CURL}; sleep 1; "

@@ -167,8 +167,11 @@ class Context:
         lesson = self.step.lesson_stderr if allowed is None else allowed
         if text in ("", lesson):
             return
-        raise Failed("nothing on stderr" + (f" but {lesson!r}" if lesson else ""), f"stderr {quote(text)}",
-                     stderr_hint(text))
+        hint = stderr_hint(text)
+        if "accept: Interrupted system call" in text and server.alive():
+            hint = ("accept() failed with EINTR, and the server reported it, then went on. EINTR is no failure: "
+                    "the handler ran, nothing went wrong. Call accept() again without a word.")
+        raise Failed("nothing on stderr" + (f" but {lesson!r}" if lesson else ""), f"stderr {quote(text)}", hint)
 
 
 def stderr_hint(text: str) -> str:
