@@ -122,9 +122,17 @@ def unescape(printed: bytes) -> bytes | None:
 def printed_requests(raw: bytes) -> bytes:
     """What a server printed besides its first line and the lines of its own (Child PID ...), byte
     for byte, line breaks included."""
-    lines = raw.splitlines(keepends=True)[1:]
-    # The blank line that steps c to g print after 'Parent PID (PPID): P' is not the request's.
-    return b"".join(line for line in lines if not STRUCTURE.match(line.rstrip(b"\n"))).lstrip(b"\n")
+    kept, after_parent = [], False
+    for line in raw.splitlines(keepends=True)[1:]:
+        if STRUCTURE.match(line.rstrip(b"\n")):
+            after_parent = line.startswith(b"Parent PID")
+            continue
+        if after_parent and line == b"\n":  # The blank line that steps c to g print after 'Parent PID'.
+            after_parent = False
+            continue
+        after_parent = False
+        kept.append(line)
+    return b"".join(kept)
 
 
 def _normal(data: bytes) -> bytes:
@@ -356,9 +364,9 @@ def child_pids(ctx: Context) -> None:
             children = server.children()
             sleeping = {p.pid for p in children if p.state != "Z"}  # Each child sleeps 5 s.
             late = [m for m in lines if (server.out.arrival(re.escape(m.string)) or 0) > answered + 1]
-            if (not lines and sleeping) or late:
+            if (not lines and children) or late:
                 hint = ("The children answered, but their lines came only when they exited, or never: printed "
-                        "with printf and not flushed. stdout is a pipe here, so stdio keeps the line in its buffer "
+                        "with printf and not flushed? stdout is a pipe here, so stdio keeps the line in its buffer "
                         "until exit() flushes it, and _exit() throws it away. fflush(stdout) right after the "
                         "printf, or write() it.")
             elif any(m.group(1) == "0" for m in lines):
@@ -769,7 +777,7 @@ def survives_child_exit(ctx: Context) -> None:
                "with EINTR nothing went wrong, so call it again (loop while errno == EINTR). Any other error "
                "stays fatal.")
         expect(reported, "the handler reports 'Child X terminated with status 0'", quote(server.out.text()[-200:]),
-               "Keep step e's SIGCHLD handler.")
+               _no_report_hint(server))
         left = server.wait_until_all_collected(timeout=MUST)
         expect(server.alive(), "the server lives on after its child's exit",
                f"exit status {server.wait_exit(1)}, stderr {quote(server.err.text())}",
@@ -777,9 +785,14 @@ def survives_child_exit(ctx: Context) -> None:
                "== EINTR). Any other error stays fatal.")
         expect(not left, "no zombie left after one request", f"children {left}",
                "The handler must collect the child: wait() or waitpid().")
+        printed = len(server.out.matches(r"^GET /"))
         again = harness.curl(server.port, max_time=MUST)
         expect(again.stdout == "Hello, World!\n", "a second request answered too",
-               f"curl exit {again.returncode}, {quote(again.stdout + again.stderr)}")
+               f"curl exit {again.returncode}, {quote(again.stdout + again.stderr)}",
+               "The second connection was accepted and never served: does the loop test errno after a "
+               "successful accept()? errno keeps the EINTR of an earlier failure; loop only while accept() "
+               "returns -1 and errno is EINTR." if server.alive() and len(server.out.matches(r"^GET /")) == printed
+               else None)
         ctx.quiet_stderr(server)
 
 
@@ -805,7 +818,8 @@ def _collects_one(server: harness.Server) -> None:
     left = server.wait_until_all_collected(timeout=max(0.5, deadline - time.monotonic()))
     expect(reported and not left, "one request's child collected by the SIGCHLD handler, and reported",
            f"{'reported' if reported else 'no child reported'}, children left {left}",
-           "A SIGCHLD handler installed with sigaction() collects children with wait() or waitpid().")
+           "A SIGCHLD handler installed with sigaction() collects children with wait() or waitpid()."
+           if reported else _no_report_hint(server))
 
 
 def _burst(server: harness.Server, served_before: int) -> None:
@@ -1165,6 +1179,34 @@ def stopped_child(ctx: Context) -> None:
             finally:
                 os.kill(live[0].pid, signal.SIGCONT)
 
+
+
+def _signal_sets(pid: int) -> dict[str, bool]:
+    """Whether SIGCHLD is blocked, ignored or caught by the process: the kernel's view (/proc/PID/status)."""
+    found = {}
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            key, _, value = line.partition(":")
+            if key in ("SigBlk", "SigIgn", "SigCgt"):
+                found[key] = bool(int(value.split()[0], 16) >> (signal.SIGCHLD - 1) & 1)
+    except OSError:
+        pass
+    return found
+
+
+def _no_report_hint(server: harness.Server) -> str:
+    """Why no child was reported, from how the server treats SIGCHLD."""
+    sets = _signal_sets(server.pid)
+    if sets.get("SigIgn"):
+        return ("SIGCHLD is ignored (SIG_IGN): the kernel then collects the children itself, and nothing reports "
+                "them. Install a handler that collects each child with waitpid() and reports it.")
+    if sets.get("SigBlk"):
+        return ("SIGCHLD is blocked in the server (sigprocmask): the handler never runs, and the children stay "
+                "zombies. Leave SIGCHLD unblocked.")
+    if sets.get("SigCgt"):
+        return ("A SIGCHLD handler is installed, but no child was reported: for each child it collects, it writes "
+                "'Child X terminated with status S' (with write()).")
+    return NO_HANDLER_HINT
 
 
 def _state(pid: int) -> str:
