@@ -12,6 +12,7 @@ says so, with the server's own exit status and stderr.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 import threading
@@ -132,7 +133,10 @@ class Context:
             if self.folder is None:
                 self.folder = tempfile.mkdtemp(prefix="workshop-check-")
             log = str(Path(self.folder) / f"shim-{len(self.servers)}.log")
-            env = {**(env or {}), "LD_PRELOAD": str(code.shim()), "WORKSHOP_SHIM_LOG": log}
+            # A server built with AddressSanitizer (make sanitize) wants its runtime loaded first, before
+            # any preloaded library: let it accept the shim before it.
+            asan = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS", ""), "verify_asan_link_order=0"]))
+            env = {**(env or {}), "LD_PRELOAD": str(code.shim()), "WORKSHOP_SHIM_LOG": log, "ASAN_OPTIONS": asan}
         server = harness.Server(Path(self.program).name, *args, program=[self.program], nofile=nofile, env=env,
                                 port=port, strace=strace)
         server.shim_log = log
