@@ -21,7 +21,8 @@ ROUNDS   ?=
 PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
 # Extra options for CMake's first configuration, e.g. -DWORKSHOP_TESTS=OFF.
 CMAKE_FLAGS ?=
-STEPS    := step_a_iterative step_b_sleeping step_c_fork step_d_no_close step_e_sigchld step_f_eintr step_g_waitpid
+STEPS    := step_a_iterative step_b_sleeping step_c_fork step_d_no_close step_e_sigchld step_f_eintr step_g_waitpid \
+            step_h_selfpipe step_i_prefork step_j_epoll
 
 # Keep the build's output to what matters (no "Entering directory" lines).
 MAKEFLAGS += --no-print-directory
