@@ -8,7 +8,7 @@ import socket
 import harness
 import pytest
 
-ALL_SERVERS = list(harness.STEPS)
+ALL_SERVERS = [*harness.STEPS, *harness.STEPS_AFTER_ARTICLE]
 
 
 @pytest.mark.parametrize("step", ALL_SERVERS)
