@@ -89,7 +89,7 @@ def test_step_h_sleeps_in_poll_once_its_children_are_collected(start):
     server = start("h")
     for _ in range(3):
         assert harness.curl(server.port).stdout == "Hello, World!\n"
-    assert server.out.wait_for(r"^Child \d+ terminated with status 0$", 10, count=3)
+    assert server.wait_until_all_collected(timeout=5) == [], "the server's children were not collected"
     before = cpu_seconds(server.pid)
     time.sleep(1.0)
     used = cpu_seconds(server.pid) - before
@@ -103,16 +103,21 @@ def handler_runs(trace: str, pid: int) -> tuple[list[list[str]], list[str]]:
     """From `strace -f` output: the calls the server made inside each run of
     its SIGCHLD handler (between the signal and rt_sigreturn), and the calls
     it made outside the handler."""
-    inside, outside, current = [], [], None
+    inside, outside, current, unfinished = [], [], None, ""
     for line in trace.splitlines():
         first, _, call = line.partition(" ")
         if first != str(pid):
             continue
         call = call.lstrip()  # strace pads the PID to a width.
+        # strace -f splits a call that another process interrupts: "write(5, ... <unfinished ...>",
+        # then "<... write resumed>) = 1". Join the two halves.
+        if call.endswith("<unfinished ...>"):
+            unfinished = call[: -len("<unfinished ...>")].rstrip()
+            continue
+        if call.startswith("<..."):
+            call, unfinished = unfinished + call.split(">", 1)[1], ""
         if call.startswith("--- SIGCHLD"):
             current = []
-        elif call.startswith("<..."):
-            continue  # The end of a call already counted (strace -f splits interleaved calls).
         elif current is not None and call.startswith("rt_sigreturn("):
             inside.append(current)
             current = None
@@ -130,14 +135,23 @@ def test_strace_shows_one_write_in_the_handler_and_wait4_in_the_main_loop(start)
     server = start("h", strace=["-e", "trace=write,wait4,rt_sigreturn", "-e", "signal=SIGCHLD"])
     for _ in range(3):
         assert harness.curl(server.port).stdout == "Hello, World!\n"
-    reported = server.out.wait_for(r"^Child \d+ terminated with status 0$", 10, count=3)
-    inside, outside = handler_runs(server.trace_text(), server.pid)
+    # Once the three children are collected, and strace has written it (5 s at most), read the trace.
+    server.wait_until_all_collected(timeout=5)
+    reaped = re.compile(r"^wait4\(-1, .*WNOHANG.*\) += [1-9]")
+    deadline = time.monotonic() + 5
+    while True:
+        inside, outside = handler_runs(server.trace_text(), server.pid)
+        calls = [*outside, *(call for run in inside for call in run)]
+        if len([c for c in calls if reaped.match(c)]) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert inside, "strace showed no run of the SIGCHLD handler"
     note = re.compile(r'^write\((\d+), "x", 1\) += 1$')
     for calls in inside:
         assert len(calls) == 1 and note.match(calls[0]) and note.match(calls[0]).group(1) != "1", (
             f"inside the handler the server called {calls}: it should write one byte into the pipe, and nothing "
             "more (collecting and printing are the main loop's)")
-    collected = [c for c in outside if re.match(r"^wait4\(-1, .*WNOHANG.*\) = [1-9]", c)]
+    collected = [c for c in outside if reaped.match(c)]
     assert len(collected) >= 3, f"the main loop collected {len(collected)} children with wait4(): {outside[-10:]}"
-    assert reported, "the server did not report its 3 children (Child N terminated with status 0) within 10 s"
+    assert server.out.wait_for(r"^Child \d+ terminated with status 0$", 5, count=3), (
+        "the server did not report its 3 children (Child N terminated with status 0) within 5 s")
