@@ -69,7 +69,7 @@ def test_one_process_answers_a_burst_with_no_child(start):
     out, err = client.communicate(timeout=10) if client.poll() is not None else (b"", b"")
     harness.reap_group(client.pid)
     assert out.decode().splitlines()[-1:] == ["client3: 128 of 128 connections made, 0 failed"], out[-300:] + err
-    assert children == set(), f"the server forked {len(children)} children during the burst; step j forks none"
+    assert children == set(), f"the server had {len(children)} child processes during the burst; step j has none"
     answered = server.out.matches(r"^Child PID: (\d+)\. Parent PID \d+$")
     assert len(answered) >= 128
     assert {m.group(1) for m in answered} == {str(server.pid)}, "every request is answered by the one process"
