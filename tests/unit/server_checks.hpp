@@ -10,6 +10,22 @@
 // The contract's answer: no Content-Length, the body ends when the connection does.
 inline constexpr std::string_view kExpectedResponse = "HTTP/1.1 200 OK\r\n\r\nHello, World!\n";
 
+// What the server sends on fd: 3 s for the answer, then end of file at once
+// (1 s is a bound that only a connection left open somewhere waits out). A
+// connection left open shows as " (no end of file)" after the answer.
+inline std::string answer_on(int fd)
+{
+    std::string answer;
+    char buffer[256];
+    while (support::readable_within(fd, answer.size() < kExpectedResponse.size() ? 3000 : 1000)) {
+        ssize_t n = read(fd, buffer, sizeof buffer);
+        if (n <= 0)
+            return answer;
+        answer.append(buffer, static_cast<std::size_t>(n));
+    }
+    return answer + " (no end of file)";
+}
+
 // parse_options(args) must print usage on stderr, matching pattern, and exit 2.
 template <typename Parse>
 void expect_usage_error(Parse parse, std::initializer_list<const char *> args, const char *pattern)

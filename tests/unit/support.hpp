@@ -382,8 +382,11 @@ inline constexpr const char *kSaRestartHint =
 // runs here and now. A handler that calls printf(), puts(), fflush() or
 // std::cout waits for the lock that the other thread holds, for ever; a
 // watchdog then ends the process with exit status 3 and says why. A handler
-// that uses write() alone returns, collects the child, and the process exits 0.
-[[noreturn]] inline void run_handler_while_stdio_is_locked(void (*install_handler)(), int bound_ms = 1000)
+// that uses write() alone returns, collects the child (unless it is one that
+// leaves the collecting to the main loop: handler_reaps false, step h), and
+// the process exits 0.
+[[noreturn]] inline void run_handler_while_stdio_is_locked(void (*install_handler)(), int bound_ms = 1000,
+                                                           bool handler_reaps = true)
 {
     alarm(10);  // The last resort, should even the watchdog fail.
     sigset_t sigchld;
@@ -449,7 +452,7 @@ inline constexpr const char *kSaRestartHint =
     send_byte(release[1]);
     pthread_join(watchdog_thread, nullptr);
     pthread_join(holder_thread, nullptr);
-    if (waitpid(child, nullptr, WNOHANG) != -1 || errno != ECHILD) {
+    if (handler_reaps && (waitpid(child, nullptr, WNOHANG) != -1 || errno != ECHILD)) {
         std::fprintf(stderr, "the handler returned but did not collect the exited child\n");
         _exit(4);
     }
@@ -729,13 +732,22 @@ class ServerProcess {
 
 // With the server stopped (SIGSTOP), so that it accepts nothing: how many of
 // `attempts` connections complete the TCP handshake, that is, how many the
-// kernel queues for it (the listen backlog, plus one on Linux).
+// kernel queues for it (the listen backlog, plus one on Linux). The whole
+// process group is stopped: in step i the server's workers accept, and each
+// of them must be stopped (state T) before the first attempt.
 inline int connections_queued_while_stopped(ServerProcess &server, int attempts)
 {
     int status;
-    if (kill(server.pid(), SIGSTOP) == -1 || waitpid(server.pid(), &status, WUNTRACED) != server.pid()) {
+    if (kill(-server.pid(), SIGSTOP) == -1 || waitpid(server.pid(), &status, WUNTRACED) != server.pid()) {
         ADD_FAILURE() << "could not stop the server: " << std::strerror(errno);
         return -1;
+    }
+    for (pid_t child : children_of(server.pid())) {
+        std::vector<std::string> stat = proc_stat(child);
+        for (int i = 0; i < 500 && !stat.empty() && stat[0] != "T" && stat[0] != "Z"; ++i) {
+            usleep(10000);
+            stat = proc_stat(child);
+        }
     }
     std::vector<Fd> connections;
     int queued = 0;
@@ -764,7 +776,7 @@ inline int connections_queued_while_stopped(ServerProcess &server, int attempts)
             break;
         connections.push_back(std::move(connection));
     }
-    kill(server.pid(), SIGCONT);
+    kill(-server.pid(), SIGCONT);
     return queued;
 }
 

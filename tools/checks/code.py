@@ -137,7 +137,7 @@ def shim() -> Path | None:
         if not library.exists():
             with tempfile.NamedTemporaryFile(dir=CACHE, suffix=".so", delete=False) as partial:
                 pass
-            result = subprocess.run([os.environ.get("CXX", "c++"), "-std=c++17", "-O1", "-shared", "-fPIC",
+            result = subprocess.run([os.environ.get("CXX", "c++"), "-std=c++17", "-O1", "-Wall", "-Wextra", "-shared", "-fPIC",
                                      "-nodefaultlibs", "-o", partial.name, str(SHIM_SOURCE), "-lc", "-ldl", "-lgcc"],
                                     capture_output=True, text=True)
             if result.returncode != 0:

@@ -1,0 +1,354 @@
+// webserver3i.cpp: a pool of worker processes, forked once.
+//
+// Step i of the workshop. Steps c to h fork a child for every connection,
+// and the child exits when it has answered: a fork() and an exit for every
+// request. Here the parent forks --workers N children (4 by default) once, at
+// the start. Each worker loops as step a did: accept a connection on the
+// listening socket that they all share, answer it, close it, and accept the
+// next. The kernel hands each new connection to one of the workers waiting in
+// accept(). The parent only waits for a worker to die, and starts another in
+// its place: N + 1 processes, however many clients come.
+
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+struct Options {
+    const char *host = "127.0.0.1";  // The article binds all interfaces; see README.md.
+    in_addr address{};               // host, converted by parse_options()
+    int port = 8888;
+    int workers = 4;  // The size of the pool: how many clients are served at once.
+};
+
+// The lesson comes first, from here to handle_request(). The plumbing that it
+// calls (error reports, escaping, the listening socket, the command line) is
+// defined at the end of the file.
+static void handle_request(int client_connection);
+[[noreturn]] static void fatal(const char *call);
+static void warn(const char *call);
+static char *put(char *to, std::string_view text);
+static char *escape_request(std::string_view request, char *to);
+static ssize_t send_all(int fd, std::string_view data);
+static int create_listen_socket(const Options &options);
+
+static int accept_connection(int listen_socket)
+{
+    // A worker installs no signal handler, so no handler can interrupt
+    // accept() (EINTR): a worker waits in accept() and nowhere else. Any
+    // error is fatal to the worker, which reports it and exits (see
+    // serve_forever() for what the parent does then).
+    int client_connection = accept(listen_socket, nullptr, nullptr);
+    if (client_connection == -1)
+        fatal("accept");
+    return client_connection;
+}
+
+// Fork one worker. In the parent, return; the worker never returns: it
+// serves one client after another, for as long as it lives.
+static void start_worker(int listen_socket)
+{
+    pid_t pid = fork();
+    if (pid == -1)
+        fatal("fork");
+    if (pid > 0)
+        return;  // The parent: fork() returned the worker's PID.
+
+    // The worker keeps the listening socket: accepting is its job. Several
+    // processes may wait in accept() on the same socket; the kernel gives
+    // each new connection to one of them.
+    for (;;) {
+        int client_connection = accept_connection(listen_socket);
+        handle_request(client_connection);
+        if (close(client_connection) == -1)
+            fatal("close");
+    }
+}
+
+[[noreturn]] static void serve_forever(const Options &options)
+{
+    int listen_socket = create_listen_socket(options);
+    // Flush each line at once: fork() gives the child a copy of stdout's
+    // buffer, and a line still in it would be lost or printed twice.
+    std::printf("Parent PID (PPID): %ld\n\n", static_cast<long>(getpid()));
+    std::fflush(stdout);
+    for (int i = 0; i < options.workers; ++i)
+        start_worker(listen_socket);
+
+    // The parent never accepts; it waits for a worker to terminate. wait()
+    // blocks, and that is all the parent has to do, so it needs no SIGCHLD
+    // handler (nor the workers, which have no children): nothing interrupts
+    // wait() with EINTR, and each dead worker is collected at once.
+    for (;;) {
+        int status;
+        pid_t pid = wait(&status);
+        if (pid == -1)
+            fatal("wait");
+        std::printf("Child %ld terminated with status %d\n", static_cast<long>(pid), status);
+        std::fflush(stdout);
+        // A worker killed by a signal (kill -9, the kernel's out-of-memory
+        // killer) is replaced: the pool stays N strong. A worker that exited
+        // on its own has reported a fatal error on stderr, and a new one would
+        // meet the same error again at once: it is not replaced, rather than
+        // forked again and again. When no worker is left, wait() fails with
+        // ECHILD, and the server exits with "wait: No child processes".
+        if (WIFSIGNALED(status))
+            start_worker(listen_socket);
+    }
+}
+
+// A status line, a blank line and the body. There is no Content-Length header,
+// so a client knows that the body is complete only when the server closes the
+// connection.
+static const std::string_view HTTP_RESPONSE = "HTTP/1.1 200 OK\r\n\r\nHello, World!\n";
+
+static void handle_request(int client_connection)
+{
+    char request[1024];
+    ssize_t n = recv(client_connection, request, sizeof request, 0);
+    if (n == -1) {
+        warn("recv");
+        return;
+    }
+    if (n == 0)
+        return;  // The client closed the connection without sending anything.
+
+    // Print with one write() from a buffer on the stack, not through stdio
+    // nor the heap: the lines arrive together, and nothing is left to flush.
+    // 80 bytes hold the first line (from step c on: two numbers of at most 20
+    // characters each), and 4 bytes each byte of the request, escaped.
+    char shown[80 + 4 * sizeof request + 1];
+    char *end = shown;
+    end = put(end, "Child PID: ");
+    end = std::to_chars(end, end + 20, getpid()).ptr;
+    end = put(end, ". Parent PID ");
+    end = std::to_chars(end, end + 20, getppid()).ptr;
+    end = put(end, "\n");
+    end = escape_request(std::string_view(request, static_cast<std::size_t>(n)), end);
+    end = put(end, "\n");
+    if (write(STDOUT_FILENO, shown, static_cast<std::size_t>(end - shown)) == -1)
+        warn("write");
+
+    if (send_all(client_connection, HTTP_RESPONSE) == -1)
+        warn("send");
+}
+
+// ---------------------------------------------------------------------------
+// The plumbing.
+
+// Report the system call that just failed as "call: reason" and exit, as
+// TLPI's errExit() does. (In a child, exit() flushes the stdio buffers it
+// inherited: harmless, because the parent flushes each line as it prints it.)
+[[noreturn]] static void fatal(const char *call)
+{
+    std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
+    std::exit(EXIT_FAILURE);
+}
+
+// Report a failure that concerns one client only; the server carries on.
+static void warn(const char *call)
+{
+    std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
+}
+
+// Copy text to `to` and return the end of the copy. A plain loop: it cannot
+// throw (string_view::copy() can), and it calls nothing that the signal
+// handler or a child would have to fault in.
+static char *put(char *to, std::string_view text)
+{
+    for (char c : text)
+        *to++ = c;
+    return to;
+}
+
+// A request is untrusted input: printed raw, its bytes could drive the
+// terminal (clear it, move the cursor, change its title). Keep printable ASCII
+// and line breaks; show every other byte, and the backslash, escaped. Write
+// the result to `to`, at most 4 bytes for each byte of the request, and
+// return its end.
+static char *escape_request(std::string_view request, char *to)
+{
+    static const char hex_digits[] = "0123456789abcdef";
+    for (std::size_t i = 0; i < request.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(request[i]);
+        if (c == '\r' && i + 1 < request.size() && request[i + 1] == '\n')
+            continue;  // HTTP ends lines with CRLF; print it as a plain line break.
+        if (c == '\\') {
+            to = put(to, "\\\\");
+        } else if (c == '\n' || (c >= 0x20 && c < 0x7f)) {
+            *to++ = static_cast<char>(c);
+        } else {
+            const char hex[] = {'\\', 'x', hex_digits[c >> 4], hex_digits[c & 0xf]};
+            to = put(to, std::string_view(hex, sizeof hex));
+        }
+    }
+    return to;
+}
+
+// send() may take fewer bytes than offered; keep going until all are sent.
+static ssize_t send_all(int fd, std::string_view data)
+{
+    std::size_t sent = 0;
+    while (sent < data.size()) {
+        ssize_t n = send(fd, data.data() + sent, data.size() - sent, 0);
+        if (n == -1)
+            return -1;
+        sent += static_cast<std::size_t>(n);
+    }
+    return static_cast<ssize_t>(sent);
+}
+
+// The size of the kernel's queue of connections that have finished the TCP
+// handshake but that the server has not accept()ed yet.
+static const int REQUEST_QUEUE_SIZE = 1024;
+
+static int create_listen_socket(const Options &options)
+{
+    int listen_socket = socket(AF_INET, SOCK_STREAM, 0);
+    if (listen_socket == -1)
+        fatal("socket");
+
+    // Let a restarted server bind its port at once, even while connections
+    // of its previous run are still in TIME_WAIT.
+    int on = 1;
+    if (setsockopt(listen_socket, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == -1)
+        fatal("setsockopt");
+
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(options.port));
+    address.sin_addr = options.address;
+    if (bind(listen_socket, reinterpret_cast<sockaddr *>(&address), sizeof address) == -1)
+        fatal("bind");
+    if (listen(listen_socket, REQUEST_QUEUE_SIZE) == -1)
+        fatal("listen");
+
+    // With --port 0 the kernel chose the port; ask it which one.
+    socklen_t length = sizeof address;
+    if (getsockname(listen_socket, reinterpret_cast<sockaddr *>(&address), &length) == -1)
+        fatal("getsockname");
+    std::printf("Serving HTTP on port %d ...\n", ntohs(address.sin_port));
+    std::fflush(stdout);
+    return listen_socket;
+}
+
+// The command line, read by getopt_long() as Unix tools read theirs.
+static void usage(std::FILE *stream, const char *program)
+{
+    std::fprintf(stream,
+                 "Usage: %s [OPTION]...\n"
+                 "  --port N         TCP port to listen on, 0 to let the kernel choose (default 8888)\n"
+                 "  --host ADDR      IPv4 address to bind (default 127.0.0.1; 0.0.0.0 for all)\n"
+                 "  --workers N      worker processes, from 1 to 1024 (default 4)\n"
+                 "  --help           show this help\n",
+                 program);
+}
+
+[[noreturn]] static void bad_usage(const char *program, const char *problem, const char *what)
+{
+    std::fprintf(stderr, "%s: %s: %s\n", program, problem, what);
+    usage(stderr, program);
+    std::exit(2);
+}
+
+// An option's value: a number from 0 to max, a whole one unless fractions are
+// allowed; anything else is a usage error.
+static double parse_number(const char *program, const char *text, double max, bool fractions, const char *problem)
+{
+    char *end;
+    errno = 0;
+    double number = std::strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !(number >= 0 && number <= max) ||
+        (!fractions && number != static_cast<double>(static_cast<long>(number))))
+        bad_usage(program, problem, text);
+    return number;
+}
+
+// The most workers that --workers allows. The pool serves that many clients
+// at once, one each; 1024 is far more than any lesson here needs, and serving
+// thousands of clients at once is step j's lesson, not a job for thousands of
+// processes. A larger number is more likely a slip (40000 for 4) than a plan,
+// and would fill the process table, and the user's process limit (ulimit -u),
+// with idle workers.
+static const long MAX_WORKERS = 1024;
+
+// A whole number in plain decimal digits, from min to max. Anything else is a
+// usage error: a sign, a space, 0x10, 1e3, an empty string.
+static long parse_whole_number(const char *program, const char *text, long min, long max, const char *problem)
+{
+    long number = 0;
+    for (const char *c = text; *c != '\0'; ++c) {
+        if (*c < '0' || *c > '9' || number > max)
+            bad_usage(program, problem, text);
+        number = number * 10 + (*c - '0');
+    }
+    if (*text == '\0' || number < min || number > max)
+        bad_usage(program, problem, text);
+    return number;
+}
+
+static Options parse_options(int argc, char *argv[])
+{
+    const char *program = argv[0];
+    const option long_options[] = {
+        {"port", required_argument, nullptr, 'p'},
+        {"host", required_argument, nullptr, 'H'},
+        {"workers", required_argument, nullptr, 'w'},
+        {"help", no_argument, nullptr, 'h'},
+        {nullptr, 0, nullptr, 0},
+    };
+    Options options;
+    // Long options only. The leading ':' keeps getopt_long() quiet, so that
+    // the messages are this program's own, and makes a missing value ':'.
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":", long_options, nullptr)) != -1) {
+        switch (opt) {
+        case 'p':
+            options.port = static_cast<int>(parse_number(program, optarg, 65535, false, "invalid port"));
+            break;
+        case 'H':
+            options.host = optarg;
+            break;
+        case 'w':
+            options.workers =
+                static_cast<int>(parse_whole_number(program, optarg, 1, MAX_WORKERS, "invalid number of workers"));
+            break;
+        case 'h':
+            usage(stdout, program);
+            std::exit(EXIT_SUCCESS);
+        case ':':
+            bad_usage(program, "missing value for", argv[optind - 1]);
+        default:  // '?': an option it does not know.
+            bad_usage(program, "unknown option", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        bad_usage(program, "unexpected argument", argv[optind]);
+
+    // The address to bind, in numbers and dots (127.0.0.1, 0.0.0.0).
+    if (inet_pton(AF_INET, options.host, &options.address) != 1)
+        bad_usage(program, "invalid address", options.host);
+    return options;
+}
+
+int main(int argc, char *argv[])
+{
+    Options options = parse_options(argc, argv);
+
+    // A client that hangs up before the answer is sent must not kill the
+    // server: without this, send() on its connection raises SIGPIPE.
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        fatal("signal");
+
+    serve_forever(options);
+}
