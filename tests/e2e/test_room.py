@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 import harness
+import steps
 
 TOOLS = harness.REPO / "tools"
 sys.path.insert(0, str(TOOLS))
@@ -878,7 +879,6 @@ def real_check(folder: Path, step: str, source: str, *command: str) -> subproces
 
 
 def test_real_checks_of_two_participants_reach_the_room(rooms, tmp_path, browser):
-    import steps
 
     room = rooms()
     ada, alan = checkout(tmp_path, "ada", room), checkout(tmp_path, "alan", room)
