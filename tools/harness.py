@@ -529,6 +529,20 @@ class Server:
                 return children
             time.sleep(0.02)
 
+    def steady_children(self, timeout: float = 10.0, quiet: float = 0.3) -> list[Proc]:
+        """Wait until the children, and their states, have not changed for `quiet` seconds: every child
+        that was about to exit or be collected has (a pool's workers, which live on, are steady too)."""
+        deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
+        while True:
+            children = self.children()
+            now = time.monotonic()
+            if children != last:
+                last, since = children, now
+            elif now - since >= quiet or now > deadline:
+                return children
+            time.sleep(0.02)
+
     def wait_until_all_collected(self, timeout: float = 5.0) -> list[Proc]:
         """Wait until the server has no child left at all, neither running nor
         a zombie; return the children still there at the timeout."""

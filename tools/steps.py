@@ -196,6 +196,70 @@ RECORDS = [
                "WNOHANG the last call blocks the handler while other children still run.",
                "Keep saving and restoring errno around the loop, and report with write() only."),
     ),
+    Step(
+        "h", "the handler only takes note, the main loop reaps",
+        "a self-pipe: the handler writes a byte, the main loop collects the children",
+        checks=("curl_ends", "survives", "reaps_outside", "no_zombies", "merged_collected", "keeps_accepting",
+                "pipe_nonblocking", "idle_quiet", "low_nofile", "accept_fatal", "handler_safe", "handler_errno",
+                "escapes", "lines_once", "child_exits", "parent_closes", "options", "backlog"),
+        backlog=1024,
+        prints=("parent", "child", "terminated"),
+        goal="Take the work out of the signal handler: it only notes that a child has exited, by writing one "
+             "byte into a pipe (the self-pipe trick); the main loop waits in poll() for the listening socket or "
+             "the pipe, and when the pipe has a byte it collects every exited child and reports each one with "
+             "ordinary printf().",
+        change="Create a pipe, both ends non-blocking. The SIGCHLD handler saves errno, writes one byte into "
+               "the pipe, restores errno. The loop polls the listening socket (now non-blocking: accept() may "
+               "fail with EAGAIN) and the pipe's read end; on a note, it empties the pipe, then calls "
+               "waitpid(-1, &status, WNOHANG) until it returns 0 or -1, printing 'Child X terminated with status "
+               "S' with printf and fflush. poll() fails with EINTR after a handler: call it again.",
+        hints=("The handler: int saved = errno; write(pipe_write_end, \"x\", 1); errno = saved; nothing else. A "
+               "full pipe makes that write() fail with EAGAIN, which is fine: one note waiting is enough.",
+               "poll() on two descriptors: the listening socket and the pipe's read end, both POLLIN. Linux never "
+               "restarts poll() after a handler (signal(7)): on EINTR, loop.",
+               "Empty the pipe before you reap (read until EAGAIN): a child that exits meanwhile writes a new "
+               "note, and the next poll() wakes for it."),
+    ),
+    Step(
+        "i", "a pool of workers instead of a fork per request",
+        "--workers N processes accept on one listener; the parent replaces the dead",
+        checks=("pool", "replaces_worker", "idle_workers", "answers", "escapes", "lines_once", "options", "backlog"),
+        backlog=1024,
+        options=("--workers",),
+        prints=("parent", "child"),
+        goal="Fork the children once, at the start: a pool of --workers N processes (4 by default), each "
+             "looping on accept() on the listening socket they share, answering and closing as step a did. The "
+             "parent accepts nothing: it waits for a worker to die, reports it, and forks another in its place.",
+        change="Add --workers N (plain decimal, 1 to 1024, default 4). Fork N workers after creating the "
+               "listening socket; each runs accept, handle_request, close for ever. The parent loops on wait(): "
+               "for a worker killed by a signal, print 'Child X terminated with status S' and fork a new one. "
+               "No SIGCHLD handler: the parent waits in wait() and nowhere else.",
+        hints=("A worker's loop is step a's: accept(), handle_request(), close(). Several processes may wait in "
+               "accept() on the same socket; the kernel gives each connection to one of them.",
+               "The parent: for (;;) { pid = wait(&status); ... } and fork a replacement when WIFSIGNALED(status).",
+               "Workers print 'Child PID: X. Parent PID P' per request, X being the worker: no process is "
+               "created per request."),
+    ),
+    Step(
+        "j", "one process, an event loop",
+        "one process with epoll answers at once beside hundreds of idle clients",
+        checks=("idle_clients", "one_process", "idle_quiet", "accept_fatal", "answers", "escapes", "lines_once",
+                "options", "backlog"),
+        backlog=1024,
+        prints=("child",),
+        goal="Serve every client from one process that never waits for any one of them: non-blocking sockets, "
+             "and epoll (Linux's) to learn which socket is ready; the loop accepts new connections, reads a "
+             "request when it has arrived, answers and closes. No fork(), no child.",
+        change="Make the listening socket non-blocking and add it to an epoll instance. Loop on epoll_wait(): "
+               "for the listener, accept until EAGAIN and add each new connection (non-blocking) to the set; for "
+               "a connection, handle its request once it is there (recv until EAGAIN means not yet), answer and "
+               "close it. epoll_wait() may fail with EINTR: call it again.",
+        hints=("accept() and recv() on non-blocking sockets fail with EAGAIN when nothing is there: that is "
+               "'not yet', not an error.",
+               "close() a connection when it is done (answered, or its client gone: recv() returned 0): close() "
+               "also takes it out of the epoll set, and its descriptor is free again.",
+               "The one process prints 'Child PID: X. Parent PID Y' for each request with its own PID."),
+    ),
 ]
 
 

@@ -400,7 +400,7 @@ def lines_once(ctx: Context) -> None:
                 # them only (its lesson, but not this check's).
                 server.out.wait_for(LINES["terminated"][1], max(0.1, deadline - time.monotonic()), count=done)
         server.out.wait_for(r"^GET /hello", max(0.1, deadline - time.monotonic()), count=requests)
-        server.settled_children(timeout=max(0.5, deadline - time.monotonic()))
+        server.steady_children(timeout=max(0.5, deadline - time.monotonic()))
         counts = {"Serving HTTP on port": (1, r"^Serving HTTP on port"), "GET /hello": (requests, r"^GET /hello")}
         for name in prints:
             shown, regex, once = LINES[name]
@@ -1225,6 +1225,227 @@ def _wchan(pid: int) -> str:
 
 
 # ---------------------------------------------------------------------------
+# h, i and j: after the article.
+
+
+def reaps_outside_the_handler(ctx: Context) -> None:
+    """The handler only takes note; the main loop collects the children."""
+    if not ctx.can_observe():
+        raise NotChecked("needs a dynamically linked server, for the shim that sees what the handler calls")
+    with ctx.server(*ctx.sleep_args()) as server:
+        _collects_one(server)
+        _burst(server, 1)
+        left = server.wait_until_all_collected(timeout=MUST)
+        events = ctx.events(server)
+        expect(events.of_server("handler-ran"), "a SIGCHLD handler runs when a child exits",
+               "the server's SIGCHLD handler never ran", NO_HANDLER_HINT)
+        inside = sorted({line[1].removeprefix("in-handler-") for line in events.lines
+                         if line[0] == str(server.pid) and line[1].startswith("in-handler-")})
+        expect(not inside, "the SIGCHLD handler only takes note (one write() to the pipe); the main loop collects "
+               "the children", f"the handler itself calls {', '.join(f'{c}()' for c in inside)}",
+               "Step h's handler writes one byte into the self-pipe and returns; the main loop, woken by poll(), "
+               "empties the pipe and calls waitpid(-1, &status, WNOHANG) until no exited child is left.")
+        expect(not left, f"after a burst of {BURST}, every child collected by the main loop",
+               f"{len(left)} children left", "When the pipe has a note, collect every exited child: waitpid() "
+               "with WNOHANG in a loop, until it returns 0 or -1.")
+        ctx.quiet_stderr(server)
+
+
+def _fd_flags(pid: int, fd: int) -> int | None:
+    try:
+        for line in open(f"/proc/{pid}/fdinfo/{fd}"):
+            if line.startswith("flags:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return None
+
+
+def pipe_never_blocks(ctx: Context) -> None:
+    """The handler's pipe: its write end non-blocking, so that a full pipe never stops the server inside
+    its own handler (/proc/PID/fdinfo shows each descriptor's flags)."""
+    with ctx.server(*ctx.sleep_args()) as server:
+        harness.http_get(server.port, timeout=MUST, until=harness.BODY)
+        blocking = []
+        for name in os.listdir(f"/proc/{server.pid}/fd"):
+            fd = int(name)
+            try:
+                link = os.readlink(f"/proc/{server.pid}/fd/{fd}")
+            except OSError:
+                continue
+            flags = _fd_flags(server.pid, fd)
+            # Its own pipes (not stdin, stdout and stderr, the harness's), the end it writes to.
+            if fd > 2 and link.startswith("pipe:") and flags is not None and flags & 0o3 == 0o1 \
+                    and not flags & os.O_NONBLOCK:
+                blocking.append(fd)
+        expect(not blocking, "the pipe that the handler writes into is non-blocking (O_NONBLOCK)",
+               f"descriptor {', '.join(map(str, blocking))}, the write end of a pipe, blocks "
+               f"(/proc/{server.pid}/fdinfo: no O_NONBLOCK)",
+               "Make the pipe's write end non-blocking (fcntl(fd, F_SETFL, flags | O_NONBLOCK)): when the loop "
+               "falls behind and the pipe is full (64 KiB of notes), a blocking write() would stop the server "
+               "inside its own handler for ever; a non-blocking one fails with EAGAIN, and one note waiting is "
+               "enough.")
+        ctx.quiet_stderr(server)
+
+
+def _cpu(pid: int) -> float:
+    return _cpu_seconds(pid)
+
+
+def quiet_when_idle(ctx: Context) -> None:
+    """Idle, the server waits (in poll, epoll_wait, accept, wait) and spends no CPU: a loop that never
+    blocks shows as CPU time that grows with nothing to do."""
+    with ctx.server(*ctx.sleep_args()) as server:
+        harness.http_get(server.port, timeout=MUST, until=harness.BODY)
+        server.wait_until_all_collected(timeout=MUST)
+        time.sleep(0.3)  # The work for that request done.
+        before, started = _cpu(server.pid), time.monotonic()
+        time.sleep(1.5)  # Must not happen: a short look.
+        spent = _cpu(server.pid) - before
+        expect(spent < 0.25, "idle, the server spends no CPU (it waits in poll(), epoll_wait() or accept())",
+               f"{spent:.2f} s of CPU in {time.monotonic() - started:.1f} s with nothing to do",
+               "The loop never waits: a note left in the self-pipe (never read) makes poll() return at once "
+               "for ever, or a descriptor is watched for an event it always has. Empty the pipe (read until "
+               "EAGAIN) each time poll() says it has something; stop watching what you are done with.")
+        ctx.quiet_stderr(server)
+
+
+def _group_pids(server: harness.Server) -> set[int]:
+    """The server and every process of its process group (its workers, their children)."""
+    found = set()
+    for proc in harness.processes():
+        try:
+            if os.getpgid(proc.pid) == server.proc.pid and proc.state != "Z":
+                found.add(proc.pid)
+        except OSError:
+            continue
+    return found
+
+
+WORKERS = 3  # Not the default 4: the check sees that --workers is obeyed.
+
+
+def pool_serves_every_request(ctx: Context) -> None:
+    with ctx.server("--workers", str(WORKERS)) as server:
+        deadline = time.monotonic() + MUST
+        while len(server.children()) < WORKERS and time.monotonic() < deadline:
+            time.sleep(0.02)
+        workers = {p.pid for p in server.children()}
+        expect(len(workers) == WORKERS, f"--workers {WORKERS}: {WORKERS} workers, forked at the start",
+               f"{len(workers)} children", "fork() --workers N workers before the parent starts waiting.")
+        peak = len(_group_pids(server))
+        result = harness.client3(server.port, max_clients=BURST, max_conns=1, timeout=2 * MUST)
+        peak = max(peak, len(_group_pids(server)))
+        expect(result.returncode == 0, f"client3 --max-clients {BURST}: every connection made",
+               quote(result.stdout[-200:] + result.stderr), "The workers must keep accepting.")
+        server.out.wait_for(r"^GET /hello", MUST, count=BURST)
+        answered = {int(m.group(1)) for m in server.out.matches(r"^Child PID: (\d+)\.")}
+        strangers = answered - workers
+        expect(not strangers and peak <= WORKERS + 1,
+               f"every request answered by one of the {WORKERS} workers, {WORKERS + 1} processes throughout",
+               f"{len(strangers)} requests answered by processes that were not workers, "
+               f"{peak} processes at the most",
+               "Fork the workers once, at the start; each worker loops: accept(), answer, close(), and accept "
+               "again. No fork() per request.")
+        ctx.quiet_stderr(server)
+
+
+def replaces_a_killed_worker(ctx: Context) -> None:
+    with ctx.server("--workers", str(WORKERS)) as server:
+        deadline = time.monotonic() + MUST
+        while len(server.children()) < WORKERS and time.monotonic() < deadline:
+            time.sleep(0.02)
+        before = {p.pid for p in server.children()}
+        expect(len(before) == WORKERS, f"{WORKERS} workers", f"{len(before)} children",
+               "fork() --workers N workers at the start.")
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + MUST
+        now = before
+        while time.monotonic() < deadline:
+            now = {p.pid for p in server.children() if p.state != "Z"}
+            if victim not in now and len(now) == WORKERS:
+                break
+            time.sleep(0.02)
+        expect(victim not in now and len(now) == WORKERS,
+               f"a worker killed with SIGKILL is collected and replaced: {WORKERS} workers again",
+               f"workers now {sorted(now)} (killed {victim}), zombies "
+               f"{[p.pid for p in server.children() if p.state == 'Z']}",
+               "The parent waits for its workers (wait()); when one was killed by a signal, it reports it and "
+               "forks another in its place.")
+        expect(server.out.wait_for(rf"^Child {victim} terminated with status 9$", MUST),
+               f"'Child {victim} terminated with status 9' reported", quote(server.out.text()[-200:]),
+               "Report each worker that ends: 'Child X terminated with status S'.")
+        data, _ = harness.http_get(server.port, timeout=MUST)
+        expect(data in ANSWERS, "and the server answers", quote(data))
+        ctx.quiet_stderr(server)
+
+
+def idle_clients_hold_the_pool(ctx: Context) -> None:
+    """Step i's limit: as many clients as workers, connected and silent, hold every worker."""
+    with ctx.server("--workers", "2") as server:
+        holders = [harness.connect(server.port, timeout=MUST) for _ in range(2)]
+        try:
+            time.sleep(0.3)  # The workers take them.
+            result = harness.curl(server.port, max_time=2)  # Must not be answered: a short wait.
+            expect(result.returncode == harness.CURL_TIMED_OUT,
+                   "with 2 workers, 2 silent clients hold both: the next curl waits (stopped by --max-time, exit 28)",
+                   f"curl was answered (exit {result.returncode})",
+                   "This step's lesson is its limit: a worker serves one client at a time, from accept() to "
+                   "close(). Keep one connection per worker at a time.")
+            holders.pop().close()  # A worker is free again: the next client is served.
+            data, _ = harness.http_get(server.port, timeout=MUST)
+            expect(data in ANSWERS, "once one of them leaves, the next client is answered", quote(data))
+        finally:
+            for sock in holders:
+                sock.close()
+        ctx.quiet_stderr(server)
+
+
+IDLE = 200  # Silent clients held beside a curl (an ordinary limit of 1024 descriptors holds them).
+
+
+def answers_beside_idle_clients(ctx: Context) -> None:
+    with ctx.server(nofile=IDLE + 64) as server:
+        baseline = server.open_descriptors()
+        holders = []
+        try:
+            for _ in range(IDLE):
+                holders.append(harness.connect(server.port, timeout=MUST))
+            result = harness.curl(server.port, max_time=MUST)
+            expect(result.returncode == 0 and result.stdout == "Hello, World!\n",
+                   f"a curl answered at once beside {IDLE} clients that connected and sent nothing",
+                   f"curl exit {result.returncode} "
+                   f"{'(timed out: every process busy with a silent client?)' if result.returncode == 28 else ''}",
+                   "Never wait for one client: non-blocking sockets, and epoll tells which one is ready; an idle "
+                   "client costs a descriptor, not a process.")
+            expect(not server.children(), "one process, no children", f"children {server.children()}",
+                   "Step j forks nothing: one process serves every client from its event loop.")
+        finally:
+            for sock in holders:
+                sock.close()
+        count = server.wait_for_descriptors(baseline, timeout=MUST)
+        expect(count == baseline, f"once the {IDLE} clients have gone, the server's descriptors are back to {baseline}",
+               f"{count} descriptors", "When a client closes its connection (recv() returns 0), or when the answer "
+               "is sent, close() its descriptor (which also takes it out of the epoll set).")
+        ctx.quiet_stderr(server)
+
+
+def one_process(ctx: Context) -> None:
+    with ctx.server() as server:
+        result = harness.client3(server.port, max_clients=BURST, max_conns=1, timeout=2 * MUST)
+        expect(result.returncode == 0, f"client3 --max-clients {BURST}: every connection made",
+               quote(result.stdout[-200:] + result.stderr), "Keep accepting while the burst comes.")
+        server.out.wait_for(r"^GET /hello", MUST, count=BURST)
+        answered = {int(m.group(1)) for m in server.out.matches(r"^Child PID: (\d+)\.")}
+        expect(answered == {server.pid} and not server.children(),
+               f"every one of the {BURST} requests answered by the server's one process",
+               f"answered by {len(answered)} processes, children now {len(server.children())}",
+               "Step j forks nothing: one process serves every client from its event loop.")
+        ctx.quiet_stderr(server)
+
+
+# ---------------------------------------------------------------------------
 # The checks, by key. A step's record (tools/steps.py) lists the keys of its checks.
 
 CHECKS = {check.key: check for check in [
@@ -1342,6 +1563,37 @@ CHECKS = {check.key: check for check in [
           "collected", lambda ctx: merged_signals(ctx, False), "waitpid(-1, &status, WNOHANG) in a loop.",
           f"{SERVE} for i in $(seq {MERGED}); do (sleep 1 | curl -s telnet://localhost:$P &); done; sleep 0.5; "
           "kill -STOP $!; sleep 1; kill -CONT $!; sleep 0.5; ps -o stat --ppid $! | grep -c Z; kill $!"),
+    Check("reaps_outside", "the SIGCHLD handler only takes note; the main loop collects every child",
+          reaps_outside_the_handler, "One write() into the self-pipe in the handler; waitpid() in the main loop.",
+          f"{SERVE} strace -f -e trace=poll,write,wait4 -e signal=SIGCHLD -p $! & sleep 0.5; {CURL}; kill $!",
+          long=True),
+    Check("pipe_nonblocking", "the handler's pipe never blocks (its write end is O_NONBLOCK)",
+          pipe_never_blocks, "fcntl(pipe_end, F_SETFL, flags | O_NONBLOCK).",
+          f"{SERVE} {CURL}; grep flags /proc/$!/fdinfo/*; kill $!"),
+    Check("idle_quiet", "idle, the server spends no CPU: its loop waits",
+          quiet_when_idle, "Empty the self-pipe each time; wait in poll() or epoll_wait().",
+          f"{SERVE} {CURL}; sleep 2; ps -o time,stat,cmd -p $!; kill $!"),
+    Check("pool", f"--workers {WORKERS}: every request of a burst answered by the pool, {WORKERS + 1} processes",
+          pool_serves_every_request, "Fork the workers once; each loops on accept().",
+          f"L=$(mktemp); {{server}} --port 0 --workers {WORKERS} >$L & {PORT} build/bin/client3 --port $P "
+          f"--max-clients {BURST}; ps -o pid,ppid,cmd --pid $! --ppid $!; kill -- -$!", long=True),
+    Check("replaces_worker", "a worker killed with kill -9 is collected, reported and replaced",
+          replaces_a_killed_worker, "The parent wait()s for workers and forks a new one for a killed one.",
+          f"{SERVE} kill -9 $(pgrep -n -P $!); sleep 0.5; ps -o pid,ppid,cmd --ppid $!; cat $L; kill -- -$!"),
+    Check("idle_workers", "2 workers, 2 silent clients: the next curl waits (the pool's limit)",
+          idle_clients_hold_the_pool, "A worker serves one client at a time.",
+          f"L=$(mktemp); {{server}} --port 0 --workers 2 >$L & {PORT} for i in 1 2; do (exec 3<>/dev/tcp/127.0.0.1/$P; "
+          "sleep 4) & done; sleep 0.5; curl --max-time 2 http://localhost:$P/hello; echo \"curl exit $?\"; kill -- -$!",
+          lesson_failure=True),
+    Check("idle_clients", f"a curl answered at once beside {IDLE} silent clients, by one process; their "
+          "descriptors closed when they leave", answers_beside_idle_clients,
+          "Non-blocking sockets and epoll; close() a finished connection.",
+          f"{SERVE} bash -c 'for i in $(seq {IDLE}); do exec {{fd}}<>/dev/tcp/127.0.0.1/'$P'; done; sleep 5' & "
+          f"sleep 1; {CURL}; ls /proc/$!/fd | wc -l; kill $!", long=True),
+    Check("one_process", f"a burst of {BURST} clients answered by the one process, with no child",
+          one_process, "No fork(): the event loop serves everyone.",
+          f"{SERVE} build/bin/client3 --port $P --max-clients {BURST}; grep -c 'Child PID' $L; "
+          "ps --ppid $! | wc -l; kill $!", long=True),
     Check("accept_fatal", "an accept() failure other than EINTR is reported and fatal, not retried",
           accept_failure_is_fatal, "Only EINTR means 'call accept() again'; any other failure is fatal.",
           f"{SERVE} prlimit --pid $! --nofile=$(ls /proc/$!/fd | wc -l); {CURL}; sleep 1; "

@@ -165,7 +165,7 @@ class Context:
         """stderr is empty, or exactly the lesson's message. Read once every
         child has finished (the server's death, in step e, follows a child's
         exit), so that the verdict does not depend on timing."""
-        server.settled_children(timeout=10)
+        server.steady_children(timeout=10)
         time.sleep(0.05)  # Let the reader thread catch up with a last line.
         text = server.err.text()
         lesson = self.step.lesson_stderr if allowed is None else allowed

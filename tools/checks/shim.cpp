@@ -18,6 +18,7 @@
 //   PID handler-ran
 //   PID errno-changed VALUE
 //   PID exit-in-child
+//   PID in-handler CALL      (wait, waitpid, wait3, wait4 or waitid, called by the handler)
 // OFFSET is the handler's address minus BASE, the address where the object
 // that holds it (the program) is loaded (dladdr()). Everything it does inside
 // a handler is async-signal-safe: write() of a line formatted by hand.
@@ -200,6 +201,20 @@ Result forced(Result result)
     return result;
 }
 
+// A call to collect a child, made by the handler: noted (a handler that only
+// takes note of the signal makes none).
+void note_collecting(const char *call)
+{
+    if (!in_handler)
+        return;
+    char word[32] = "in-handler-";
+    char *end = word + 11;
+    while (*call != '\0' && end < word + sizeof word - 1)
+        *end++ = *call++;
+    *end = '\0';
+    note(word);
+}
+
 }  // namespace
 
 extern "C" {
@@ -232,26 +247,31 @@ sighandler_t signal(int signal_number, sighandler_t handler)
 
 pid_t wait(int *status)
 {
+    note_collecting("wait");
     return forced(real_wait(status));
 }
 
 pid_t waitpid(pid_t pid, int *status, int options)
 {
+    note_collecting("waitpid");
     return forced(real_waitpid(pid, status, options));
 }
 
 pid_t wait3(int *status, int options, struct rusage *usage)
 {
+    note_collecting("wait3");
     return forced(real_wait3(status, options, usage));
 }
 
 pid_t wait4(pid_t pid, int *status, int options, struct rusage *usage)
 {
+    note_collecting("wait4");
     return forced(real_wait4(pid, status, options, usage));
 }
 
 int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
 {
+    note_collecting("waitid");
     return forced(real_waitid(type, id, info, options));
 }
 
