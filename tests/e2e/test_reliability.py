@@ -85,7 +85,7 @@ def test_clients_that_reset_before_the_answer(server):
 
 
 def test_a_silent_client_does_not_hold_up_the_others(server):
-    with harness.connect(server.port) as silent:
+    with harness.connect(server.port):  # A client that connects and sends nothing.
         for _ in range(5):
             result = harness.curl(server.port, max_time=3)
             assert result.returncode == 0 and result.stdout == "Hello, World!\n", (

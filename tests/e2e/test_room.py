@@ -586,9 +586,9 @@ def seed(state: Path, participants: dict[str, dict[str, tuple]], code: str = "se
     participant's current step is the last one given."""
     moment = datetime.now().astimezone()
     rows = {}
-    for n, (name, steps) in enumerate(participants.items(), start=1):
+    for n, (name, verdicts) in enumerate(participants.items(), start=1):
         rows[name] = {"n": n, "steps": {}}
-        for order, (step, (passed, checks, failing, hints, minutes)) in enumerate(steps.items()):
+        for order, (step, (passed, checks, failing, hints, minutes)) in enumerate(verdicts.items()):
             since = moment - timedelta(minutes=minutes)
             rows[name]["steps"][step] = {
                 "passed": passed, "checks": list(checks), "failing": failing, "hints": hints,
