@@ -52,6 +52,8 @@ progress|make progress|step +result
 bench|make bench|CPU us/request
 doctor|make doctor|^(ok|FIX|note) 
 room|timeout -s INT 20 make room PORT=0|make join ROOM=http
+join|make join ROOM=http://localhost:1/abcdefghijklmnop NAME=ada|No room answers at
+leave|make leave|has not joined a room
 "
 wanted="$*"
 jobs=${FRESH_JOBS:-2}
