@@ -17,7 +17,7 @@ from checks.framework import Check, Failed, NotChecked, Outcome, describe, run
 from checks.framework import run_step as _run_step
 
 
-def run_step(step, program, on_outcome=None, source=None, keys=None, jobs=4):
+def run_step(step, program, on_outcome=None, source=None, keys=None, jobs=6):
     """Run step `step`'s checks (its record's) against `program`; see framework.run_step."""
     return _run_step(step, program, CHECKS, on_outcome, source, keys, jobs)
 
