@@ -19,11 +19,13 @@ target="${1:-test}"
 # strace: the tour (and its test) show what the kernel saw in the signal lessons.
 # chromium, chromium-driver, python3-selenium: the room's page, tested in a real
 # (headless) browser that needs nothing downloaded.
-packages="cmake g++ make libgtest-dev python3 python3-pytest curl procps util-linux strace chromium chromium-driver python3-selenium"
+# iproute2 (ss): the checks read a listener's backlog; strace: the checks see a default sleep, the
+# tour shows what the kernel saw; chromium, its driver and selenium: the room's browser test.
+packages="cmake g++ make libgtest-dev python3 python3-pytest curl procps util-linux iproute2 strace chromium chromium-driver python3-selenium"
 optional=""
 case "$target" in
     build) packages="cmake g++ make" ;;
-    exercise) packages="cmake g++ make python3 curl procps util-linux" ;;
+    exercise) packages="cmake g++ make python3 curl procps util-linux iproute2 strace" ;;
     python) packages="python3" ;;
     tour) packages="cmake g++ make python3 curl procps util-linux" optional="strace" ;;
     bench) packages="$packages apache2-utils" ;;
