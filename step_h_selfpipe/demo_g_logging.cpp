@@ -16,8 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -36,6 +36,7 @@ static void handle_request(int client_connection);
 [[noreturn]] static void fatal(const char *call);
 static void warn(const char *call);
 static char *put(char *to, std::string_view text);
+static char *put_number(char *to, long number);
 static char *escape_request(std::string_view request, char *to);
 static ssize_t send_all(int fd, std::string_view data);
 static void report_child(pid_t pid, int status);
@@ -44,7 +45,10 @@ static int create_listen_socket(const Options &options);
 static int accept_connection(int listen_socket)
 {
     // accept() fails with EINTR when the SIGCHLD handler ran while it was
-    // blocked. Nothing went wrong: call it again. Any other error is fatal.
+    // blocked. Nothing went wrong: call it again. Any other error is fatal,
+    // as in the article. (A server meant to last would also call it again
+    // after ECONNABORTED, a connection reset before it was accepted: UNP
+    // 5.11. Linux hands such a connection over instead; recv() sees the reset.)
     int client_connection;
     do {
         client_connection = accept(listen_socket, nullptr, nullptr);
@@ -77,11 +81,14 @@ static void install_grim_reaper()
     struct sigaction action {};
     action.sa_handler = grim_reaper;
     sigemptyset(&action.sa_mask);
-    // No SA_RESTART: a system call that the handler interrupts fails with
-    // EINTR instead of being restarted by the kernel. (signal() would set
-    // SA_RESTART on Linux, and step e's lesson would not show.) SA_NOCLDSTOP:
-    // no SIGCHLD for a child that is only stopped (kill -STOP), which the
-    // handler's wait would otherwise block on, freezing the server.
+    // No SA_RESTART: a system call that the handler interrupts, accept()
+    // here, then fails with EINTR instead of being restarted (man 7 signal).
+    // Step e dies of it; from step f on, accept() is called again. Nor
+    // signal(): whether it sets SA_RESTART is the C library's choice, and
+    // glibc (for C++), musl, macOS and the BSDs do (Linux's own signal system
+    // call does not). SA_NOCLDSTOP: no SIGCHLD when a child only stops (kill
+    // -STOP) or resumes. There is nothing to collect then: waitpid() with
+    // WNOHANG returns 0 (in steps e and f, wait() would block the server).
     action.sa_flags = SA_NOCLDSTOP;
     if (sigaction(SIGCHLD, &action, nullptr) == -1)
         fatal("sigaction");
@@ -91,13 +98,17 @@ static void install_grim_reaper()
 {
     int listen_socket = create_listen_socket(options);
     // Flush each line at once: fork() gives the child a copy of stdout's
-    // buffer, and a line still in it would be lost or printed twice.
+    // buffer, and a line left in it would be printed again by a child that
+    // calls exit() (fatal() does), and by the parent only when it fills.
     std::printf("Parent PID (PPID): %ld\n\n", static_cast<long>(getpid()));
     std::fflush(stdout);
     install_grim_reaper();
     for (;;) {
         int client_connection = accept_connection(listen_socket);
 
+        // fork() fails (EAGAIN) at the process limit, as step d shows. Fatal
+        // here, as in the article; a server meant to last would close this
+        // connection and carry on.
         pid_t pid = fork();
         if (pid == -1)
             fatal("fork");
@@ -114,13 +125,13 @@ static void install_grim_reaper()
             _exit(EXIT_SUCCESS);
         }
 
+        std::printf("Child %ld started\n", static_cast<long>(pid));
+        std::fflush(stdout);
         // The parent: fork() returned the child's PID. Close the parent's copy
         // of the connection; the kernel keeps the connection open until the
         // child closes its copy too (descriptors are reference counted).
         if (close(client_connection) == -1)
             fatal("close");
-        std::printf("Child %ld started\n", static_cast<long>(pid));
-        std::fflush(stdout);
     }
 }
 
@@ -131,6 +142,9 @@ static const std::string_view HTTP_RESPONSE = "HTTP/1.1 200 OK\r\n\r\nHello, Wor
 
 static void handle_request(int client_connection)
 {
+    // One recv(), as in the article: it returns what has arrived so far, at
+    // most 1024 bytes. curl's short request usually arrives whole; the rest
+    // of a longer one, or of one sent in pieces, is never read.
     char request[1024];
     ssize_t n = recv(client_connection, request, sizeof request, 0);
     if (n == -1) {
@@ -140,16 +154,19 @@ static void handle_request(int client_connection)
     if (n == 0)
         return;  // The client closed the connection without sending anything.
 
-    // Print with one write() from a buffer on the stack, not through stdio
-    // nor the heap: the lines arrive together, and nothing is left to flush.
+    // Print with one write() from a buffer on the stack, not through stdio:
+    // nothing stays behind in stdio's buffer, to be flushed later (or, from
+    // step c on, copied into a child by fork()). When stdout is a pipe, POSIX
+    // keeps a write() of at most PIPE_BUF bytes (4096 on Linux) in one piece,
+    // never mixed with other processes' output; a longer one may be split.
     // 80 bytes hold the first line (from step c on: two numbers of at most 20
     // characters each), and 4 bytes each byte of the request, escaped.
     char shown[80 + 4 * sizeof request + 1];
     char *end = shown;
     end = put(end, "Child PID: ");
-    end = std::to_chars(end, end + 20, getpid()).ptr;
+    end = put_number(end, getpid());
     end = put(end, ". Parent PID ");
-    end = std::to_chars(end, end + 20, getppid()).ptr;
+    end = put_number(end, getppid());
     end = put(end, "\n");
     end = escape_request(std::string_view(request, static_cast<std::size_t>(n)), end);
     end = put(end, "\n");
@@ -163,9 +180,10 @@ static void handle_request(int client_connection)
 // ---------------------------------------------------------------------------
 // The plumbing.
 
-// Report the system call that just failed as "call: reason" and exit, as
-// TLPI's errExit() does. (In a child, exit() flushes the stdio buffers it
-// inherited: harmless, because the parent flushes each line as it prints it.)
+// Report the system call that just failed and exit, as TLPI's errExit()
+// does, in the format of perror(): "call: reason".
+// (In a child, exit() flushes the stdio buffers it inherited: harmless,
+// because the parent flushes each line as it prints it.)
 [[noreturn]] static void fatal(const char *call)
 {
     std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
@@ -178,13 +196,30 @@ static void warn(const char *call)
     std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
 }
 
-// Copy text to `to` and return the end of the copy. A plain loop: it cannot
-// throw (string_view::copy() can), and it calls nothing that the signal
-// handler or a child would have to fault in.
+// Copy text to `to` and return the end of the copy. A plain loop, which
+// cannot throw (string_view::copy() can) and takes no lock: the SIGCHLD
+// handler of steps e to g uses it too.
 static char *put(char *to, std::string_view text)
 {
     for (char c : text)
         *to++ = c;
+    return to;
+}
+
+// Write number (a PID or a wait status: never negative) in decimal to `to`
+// and return the end. A plain digit loop, not std::to_chars(): C++17 does
+// not list to_chars() among the functions that a signal handler may call,
+// and the SIGCHLD handler of steps e to g uses this too.
+static char *put_number(char *to, long number)
+{
+    char digits[20];  // The last digit first; a long has at most 19.
+    int count = 0;
+    do {
+        digits[count++] = static_cast<char>('0' + number % 10);
+        number /= 10;
+    } while (number != 0);
+    while (count > 0)
+        *to++ = digits[--count];
     return to;
 }
 
@@ -233,9 +268,11 @@ static void report_child(pid_t pid, int status)
     std::fflush(stdout);
 }
 
-// The size of the kernel's queue of connections that have finished the TCP
-// handshake but that the server has not accept()ed yet.
-static const int REQUEST_QUEUE_SIZE = 1024;
+// The backlog: on Linux, how many connections that have finished the TCP
+// handshake the kernel keeps queued until the server accept()s them.
+// listen() silently caps it at net.core.somaxconn (4096 since Linux 5.4, 128
+// before; 128 on macOS).
+static const int REQUEST_QUEUE_SIZE = 1024;  // The article's from step f on: a burst of 128 fits.
 
 static int create_listen_socket(const Options &options)
 {
@@ -285,15 +322,30 @@ static void usage(std::FILE *stream, const char *program)
     std::exit(2);
 }
 
-// An option's value: a number from 0 to max, a whole one unless fractions are
-// allowed; anything else is a usage error.
+// The end of the decimal digits that text starts with.
+static const char *skip_digits(const char *text)
+{
+    while (*text >= '0' && *text <= '9')
+        ++text;
+    return text;
+}
+
+// An option's value, in plain decimal: digits and, where fractions are
+// allowed, a point and more digits (0.5); from 0 to max. Nothing else: no
+// sign, no space, no hex, no exponent, no inf or nan, all of which strtod()
+// alone would take (--port 0x50 would then be port 80).
 static double parse_number(const char *program, const char *text, double max, bool fractions, const char *problem)
 {
-    char *end;
-    errno = 0;
-    double number = std::strtod(text, &end);
-    if (errno != 0 || end == text || *end != '\0' || !(number >= 0 && number <= max) ||
-        (!fractions && number != static_cast<double>(static_cast<long>(number))))
+    const char *end = skip_digits(text);
+    if (fractions && end != text && *end == '.' && skip_digits(end + 1) != end + 1)
+        end = skip_digits(end + 1);
+    if (end == text || *end != '\0')
+        bad_usage(program, problem, text);
+    // Only digits and a point are left for strtod() to read (in the C locale,
+    // which this program never changes). A number too large for a double
+    // reads as HUGE_VAL, more than max.
+    double number = std::strtod(text, nullptr);
+    if (number > max)
         bad_usage(program, problem, text);
     return number;
 }
@@ -301,30 +353,42 @@ static double parse_number(const char *program, const char *text, double max, bo
 static Options parse_options(int argc, char *argv[])
 {
     const char *program = argv[0];
+    // Long options only, each with a code that no option letter can be (1,
+    // 2, ...), so that optopt (below) tells an unknown short option apart.
+    enum { PORT = 1, HOST, HELP };
     const option long_options[] = {
-        {"port", required_argument, nullptr, 'p'},
-        {"host", required_argument, nullptr, 'H'},
-        {"help", no_argument, nullptr, 'h'},
+        {"port", required_argument, nullptr, PORT},
+        {"host", required_argument, nullptr, HOST},
+        {"help", no_argument, nullptr, HELP},
         {nullptr, 0, nullptr, 0},
     };
     Options options;
-    // Long options only. The leading ':' keeps getopt_long() quiet, so that
-    // the messages are this program's own, and makes a missing value ':'.
+    // The leading ':' keeps getopt_long() quiet, so that the messages are
+    // this program's own, and makes a missing value ':'.
     int opt;
     while ((opt = getopt_long(argc, argv, ":", long_options, nullptr)) != -1) {
         switch (opt) {
-        case 'p':
+        case PORT:
             options.port = static_cast<int>(parse_number(program, optarg, 65535, false, "invalid port"));
             break;
-        case 'H':
+        case HOST:
             options.host = optarg;
             break;
-        case 'h':
+        case HELP:
             usage(stdout, program);
             std::exit(EXIT_SUCCESS);
         case ':':
             bad_usage(program, "missing value for", argv[optind - 1]);
         default:  // '?': an option it does not know.
+            // An unknown short option is named by its letter, which
+            // getopt_long() leaves in optopt: in -xy, the argument just read
+            // is not yet the one that holds x. A long one leaves 0 there, or
+            // its code for a value it does not take (--help=1): name the
+            // argument as typed.
+            if (std::isgraph(static_cast<unsigned char>(optopt)) != 0) {
+                const char letter[] = {'-', static_cast<char>(optopt), '\0'};
+                bad_usage(program, "unknown option", letter);
+            }
             bad_usage(program, "unknown option", argv[optind - 1]);
         }
     }
@@ -341,8 +405,10 @@ int main(int argc, char *argv[])
 {
     Options options = parse_options(argc, argv);
 
-    // A client that hangs up before the answer is sent must not kill the
-    // server: without this, send() on its connection raises SIGPIPE.
+    // A client that has gone must not kill the process that answers it:
+    // without this, send() on its connection may raise SIGPIPE, whose
+    // default action ends the process. (signal() is portable for SIG_IGN;
+    // what varies between systems is how it installs a handler.)
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         fatal("signal");
 

@@ -19,8 +19,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -39,6 +39,7 @@ static bool handle_request(int client_connection);
 [[noreturn]] static void fatal(const char *call);
 static void warn(const char *call);
 static char *put(char *to, std::string_view text);
+static char *put_number(char *to, long number);
 static char *escape_request(std::string_view request, char *to);
 static ssize_t send_all(int fd, std::string_view data);
 static int create_listen_socket(const Options &options);
@@ -92,10 +93,10 @@ static void watch(int epoll_fd, int fd)
 
     for (;;) {
         // Wait until something is ready: the one place where the server
-        // waits. epoll_wait() fails with EINTR when a signal handler runs (none
-        // is installed here), and on Linux also after the process was stopped
-        // and continued (Ctrl-Z and fg, kill -STOP and -CONT), handler or not
-        // (signal(7)): nothing went wrong, wait again.
+        // waits for its clients. epoll_wait() fails with EINTR when a signal
+        // handler runs (none is installed here), and on Linux also after the
+        // process was stopped and continued (Ctrl-Z and fg, kill -STOP and
+        // -CONT), handler or not (signal(7)): nothing went wrong, wait again.
         epoll_event events[64];
         int ready = epoll_wait(epoll_fd, events, 64, -1);
         if (ready == -1) {
@@ -135,6 +136,9 @@ static const std::string_view HTTP_RESPONSE = "HTTP/1.1 200 OK\r\n\r\nHello, Wor
 // client), false when there was nothing to read after all: keep waiting.
 static bool handle_request(int client_connection)
 {
+    // One recv(), as in the article: it returns what has arrived so far, at
+    // most 1024 bytes. curl's short request usually arrives whole; the rest
+    // of a longer one, or of one sent in pieces, is never read.
     char request[1024];
     ssize_t n = recv(client_connection, request, sizeof request, 0);
     if (n == -1) {
@@ -146,16 +150,19 @@ static bool handle_request(int client_connection)
     if (n == 0)
         return true;  // The client closed the connection without sending anything.
 
-    // Print with one write() from a buffer on the stack, not through stdio
-    // nor the heap: the lines arrive together, and nothing is left to flush.
+    // Print with one write() from a buffer on the stack, not through stdio:
+    // nothing stays behind in stdio's buffer, to be flushed later (or, in steps
+    // c to i, copied into a child by fork()). When stdout is a pipe, POSIX
+    // keeps a write() of at most PIPE_BUF bytes (4096 on Linux) in one piece,
+    // never mixed with other processes' output; a longer one may be split.
     // 80 bytes hold the first line (from step c on: two numbers of at most 20
     // characters each), and 4 bytes each byte of the request, escaped.
     char shown[80 + 4 * sizeof request + 1];
     char *end = shown;
     end = put(end, "Child PID: ");
-    end = std::to_chars(end, end + 20, getpid()).ptr;
+    end = put_number(end, getpid());
     end = put(end, ". Parent PID ");
-    end = std::to_chars(end, end + 20, getppid()).ptr;
+    end = put_number(end, getppid());
     end = put(end, "\n");
     end = escape_request(std::string_view(request, static_cast<std::size_t>(n)), end);
     end = put(end, "\n");
@@ -164,7 +171,7 @@ static bool handle_request(int client_connection)
 
     // The connection is non-blocking, so send() fails with EAGAIN rather than
     // wait when the socket's send buffer is full. This answer is the first
-    // and only data on the connection, and its 34 bytes fit in the smallest
+    // and only data on the connection, and its 33 bytes fit in the smallest
     // send buffer that Linux allows (2048 bytes, socket(7)): it is sent whole.
     if (send_all(client_connection, HTTP_RESPONSE) == -1)
         warn("send");
@@ -174,9 +181,8 @@ static bool handle_request(int client_connection)
 // ---------------------------------------------------------------------------
 // The plumbing.
 
-// Report the system call that just failed as "call: reason" and exit, as
-// TLPI's errExit() does. (In a child, exit() flushes the stdio buffers it
-// inherited: harmless, because the parent flushes each line as it prints it.)
+// Report the system call that just failed and exit, as TLPI's errExit()
+// does, in the format of perror(): "call: reason".
 [[noreturn]] static void fatal(const char *call)
 {
     std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
@@ -189,13 +195,30 @@ static void warn(const char *call)
     std::fprintf(stderr, "%s: %s\n", call, std::strerror(errno));
 }
 
-// Copy text to `to` and return the end of the copy. A plain loop: it cannot
-// throw (string_view::copy() can), and it calls nothing that the signal
-// handler or a child would have to fault in.
+// Copy text to `to` and return the end of the copy. A plain loop, which
+// cannot throw (string_view::copy() can) and takes no lock: the SIGCHLD
+// handler of steps e to g uses it too.
 static char *put(char *to, std::string_view text)
 {
     for (char c : text)
         *to++ = c;
+    return to;
+}
+
+// Write number (a PID or a wait status: never negative) in decimal to `to`
+// and return the end. A plain digit loop, not std::to_chars(): C++17 does
+// not list to_chars() among the functions that a signal handler may call,
+// and the SIGCHLD handler of steps e to g uses this too.
+static char *put_number(char *to, long number)
+{
+    char digits[20];  // The last digit first; a long has at most 19.
+    int count = 0;
+    do {
+        digits[count++] = static_cast<char>('0' + number % 10);
+        number /= 10;
+    } while (number != 0);
+    while (count > 0)
+        *to++ = digits[--count];
     return to;
 }
 
@@ -236,9 +259,11 @@ static ssize_t send_all(int fd, std::string_view data)
     return static_cast<ssize_t>(sent);
 }
 
-// The size of the kernel's queue of connections that have finished the TCP
-// handshake but that the server has not accept()ed yet.
-static const int REQUEST_QUEUE_SIZE = 1024;
+// The backlog: on Linux, how many connections that have finished the TCP
+// handshake the kernel keeps queued until the server accept()s them.
+// listen() silently caps it at net.core.somaxconn (4096 since Linux 5.4, 128
+// before; 128 on macOS).
+static const int REQUEST_QUEUE_SIZE = 1024;  // The article's from step f on: a burst of 128 fits.
 
 static int create_listen_socket(const Options &options)
 {
@@ -288,15 +313,30 @@ static void usage(std::FILE *stream, const char *program)
     std::exit(2);
 }
 
-// An option's value: a number from 0 to max, a whole one unless fractions are
-// allowed; anything else is a usage error.
+// The end of the decimal digits that text starts with.
+static const char *skip_digits(const char *text)
+{
+    while (*text >= '0' && *text <= '9')
+        ++text;
+    return text;
+}
+
+// An option's value, in plain decimal: digits and, where fractions are
+// allowed, a point and more digits (0.5); from 0 to max. Nothing else: no
+// sign, no space, no hex, no exponent, no inf or nan, all of which strtod()
+// alone would take (--port 0x50 would then be port 80).
 static double parse_number(const char *program, const char *text, double max, bool fractions, const char *problem)
 {
-    char *end;
-    errno = 0;
-    double number = std::strtod(text, &end);
-    if (errno != 0 || end == text || *end != '\0' || !(number >= 0 && number <= max) ||
-        (!fractions && number != static_cast<double>(static_cast<long>(number))))
+    const char *end = skip_digits(text);
+    if (fractions && end != text && *end == '.' && skip_digits(end + 1) != end + 1)
+        end = skip_digits(end + 1);
+    if (end == text || *end != '\0')
+        bad_usage(program, problem, text);
+    // Only digits and a point are left for strtod() to read (in the C locale,
+    // which this program never changes). A number too large for a double
+    // reads as HUGE_VAL, more than max.
+    double number = std::strtod(text, nullptr);
+    if (number > max)
         bad_usage(program, problem, text);
     return number;
 }
@@ -304,30 +344,42 @@ static double parse_number(const char *program, const char *text, double max, bo
 static Options parse_options(int argc, char *argv[])
 {
     const char *program = argv[0];
+    // Long options only, each with a code that no option letter can be (1,
+    // 2, ...), so that optopt (below) tells an unknown short option apart.
+    enum { PORT = 1, HOST, HELP };
     const option long_options[] = {
-        {"port", required_argument, nullptr, 'p'},
-        {"host", required_argument, nullptr, 'H'},
-        {"help", no_argument, nullptr, 'h'},
+        {"port", required_argument, nullptr, PORT},
+        {"host", required_argument, nullptr, HOST},
+        {"help", no_argument, nullptr, HELP},
         {nullptr, 0, nullptr, 0},
     };
     Options options;
-    // Long options only. The leading ':' keeps getopt_long() quiet, so that
-    // the messages are this program's own, and makes a missing value ':'.
+    // The leading ':' keeps getopt_long() quiet, so that the messages are
+    // this program's own, and makes a missing value ':'.
     int opt;
     while ((opt = getopt_long(argc, argv, ":", long_options, nullptr)) != -1) {
         switch (opt) {
-        case 'p':
+        case PORT:
             options.port = static_cast<int>(parse_number(program, optarg, 65535, false, "invalid port"));
             break;
-        case 'H':
+        case HOST:
             options.host = optarg;
             break;
-        case 'h':
+        case HELP:
             usage(stdout, program);
             std::exit(EXIT_SUCCESS);
         case ':':
             bad_usage(program, "missing value for", argv[optind - 1]);
         default:  // '?': an option it does not know.
+            // An unknown short option is named by its letter, which
+            // getopt_long() leaves in optopt: in -xy, the argument just read
+            // is not yet the one that holds x. A long one leaves 0 there, or
+            // its code for a value it does not take (--help=1): name the
+            // argument as typed.
+            if (std::isgraph(static_cast<unsigned char>(optopt)) != 0) {
+                const char letter[] = {'-', static_cast<char>(optopt), '\0'};
+                bad_usage(program, "unknown option", letter);
+            }
             bad_usage(program, "unknown option", argv[optind - 1]);
         }
     }
@@ -344,8 +396,10 @@ int main(int argc, char *argv[])
 {
     Options options = parse_options(argc, argv);
 
-    // A client that hangs up before the answer is sent must not kill the
-    // server: without this, send() on its connection raises SIGPIPE.
+    // A client that has gone must not kill the process that answers it:
+    // without this, send() on its connection may raise SIGPIPE, whose
+    // default action ends the process. (signal() is portable for SIG_IGN;
+    // what varies between systems is how it installs a handler.)
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         fatal("signal");
 

@@ -73,14 +73,23 @@ DIFFERENCES = [
                r"\n *\{\"sleep\", required_argument, nullptr, SLEEP\},"),
     Difference("the --sleep option: its case in the switch", "bce",
                r"\n *break;\n *case SLEEP:\n[^\n]*sleep_seconds = [^\n]*"),
-    Difference("put_number(): the digits of the children's lines, from step c on", "cdefg",
+    Difference("put_number(): the digits of the 'Child PID' lines, from step c on", "cdefghij",
                r"\n// Write number \(a PID.*?\n}\n"),
-    Difference("report_child(): the SIGCHLD handler's line, written with write()", "efg",
+    Difference("report_child(): the SIGCHLD handler's line, written with write(), in steps e to g (h and i "
+               "print it with printf() outside any handler)", "efg",
                r"\n// Write \"Child PID terminated.*?\n}\n"),
     Difference("the backlog: 5 in steps a to e, 1024 from f on", steps.LETTERS,
                r"REQUEST_QUEUE_SIZE = \d+;[^\n]*", "REQUEST_QUEUE_SIZE = N;"),
-    Difference("fatal(): what exit() does in a child, from step c on, where there are children", "cdefg",
+    Difference("fatal(): what exit() does in a child, in the steps that have children (c to i)", "cdefghi",
                r"\n// \(In a child, exit\(\) flushes the stdio buffers it inherited: harmless,\n// [^\n]*"),
+    Difference("the --workers option: its line in --help", "i", r'\n *"  --workers N[^\n]*'),
+    Difference("the --workers option: its limit, MAX_WORKERS", "i",
+               r"\n// The most workers that --workers allows\..*?MAX_WORKERS = \d+;\n"),
+    Difference("the --workers option: its code", "i", r"HELP, WORKERS \}", "HELP }"),
+    Difference("the --workers option: its entry in getopt_long's table", "i",
+               r"\n *\{\"workers\", required_argument, nullptr, WORKERS\},"),
+    Difference("the --workers option: its case in the switch, from 1 to MAX_WORKERS", "i",
+               r"\n *case WORKERS:\n.*?\n *break;"),
 ]
 
 

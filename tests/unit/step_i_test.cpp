@@ -27,13 +27,26 @@ TEST(StepIOptions, WorkersDefaultsToFourAndTakesPlainDecimal)
 
 TEST(StepIOptions, BadWorkersIsAUsageError)
 {
-    for (const char *bad :
-         {"0", "-1", "+4", " 4", "4 ", "", "0x4", "1e1", "4.0", "4x", "1025", "99999999999999999999"}) {
+    // Plain decimal as for --port, from 1: strtod() alone would take hex, exponents, a sign, spaces, inf.
+    for (const char *bad : {"0", "-1", "+4", " 4", "4 ", "\t4", "", "0x4", "1e1", "4.0", "4.", ".5", "4x", "-0", "00",
+                            "inf", "nan", "1025", "99999999999999999999"}) {
         support::Argv args{"server", "--workers", bad};
         EXPECT_EXIT(step_i::parse_options(args.argc(), args.argv()), ::testing::ExitedWithCode(2),
                     "^server: invalid number of workers: .*\nUsage:")
             << "--workers '" << bad << "'";
     }
+    // 0 is named as typed, and the usage that follows lists --workers with its range.
+    expect_usage_error(step_i::parse_options, {"server", "--workers=0"},
+                       "^server: invalid number of workers: 0\nUsage: server .*\n  --workers N +worker processes, "
+                       "from 1 to 1024");
+}
+
+TEST(StepIOptions, WorkersWithoutAValueAndAnUnknownOptionBesideItAreUsageErrors)
+{
+    expect_usage_error(step_i::parse_options, {"server", "--workers"}, "^server: missing value for: --workers\nUsage:");
+    expect_usage_error(step_i::parse_options, {"server", "--workers=4", "-xy"}, "^server: unknown option: -x\nUsage:");
+    expect_usage_error(step_i::parse_options, {"server", "--workers", "4", "-w", "4"},
+                       "^server: unknown option: -w\nUsage:");
 }
 
 namespace {
