@@ -571,13 +571,21 @@ class Server:
                 return children
             time.sleep(0.02)
 
-    def wait_until_all_collected(self, timeout: float = 5.0) -> list[Proc]:
+    def wait_until_all_collected(self, timeout: float = 5.0, steady: float | None = None) -> list[Proc]:
         """Wait until the server has no child left at all, neither running nor
-        a zombie; return the children still there at the timeout."""
+        a zombie; return the children still there at the timeout. With
+        `steady`, give up sooner once the same zombies, and only zombies, have
+        been left that long: nothing is collecting them."""
         deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
         while True:
             children = self.children()
-            if not children or time.monotonic() > deadline:
+            now = time.monotonic()
+            if not children or now > deadline:
+                return children
+            if children != last:
+                last, since = children, now
+            elif steady is not None and now - since >= steady and all(p.state == "Z" for p in children):
                 return children
             time.sleep(0.02)
 

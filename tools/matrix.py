@@ -31,7 +31,9 @@ def _signature(key: str, step: str) -> tuple:
     """What of its step a check's run depends on: runs with the same
     signature against the same server are one run, shared by the steps."""
     record = steps.STEPS[step]
-    return (key, record.lesson_stderr, record.prints if key == "lines_once" else None)
+    # A check reads its step's record: what the server may print on stderr, the lines it prints, its
+    # sleep (whether it must take --sleep, and its default), its backlog and its options.
+    return (key, record.lesson_stderr, record.prints, record.sleep, record.backlog, record.options)
 
 
 def reference_program(letter: str) -> str:

@@ -32,8 +32,11 @@ FIX_REASONS = {
     ("d", "zombies", "g"): r"ps: \[\]",
     # Step f restarts accept() after the handler ran.
     ("e", "eintr", "f"): r"the handler ran and reported the child, accept\(\) went on",
-    # Step g's waitpid() loop collects a whole burst.
+    # Step g's waitpid() loop collects a whole burst, and every child of one merged signal.
     ("f", "burst_zombies", "g"): r"no zombie after",
+    ("f", "merged_zombies", "g"): r"no zombie left",
+    # Step j's event loop answers beside silent clients: they no longer hold the server.
+    ("i", "idle_workers", "j"): r"curl was answered",
 }
 
 

@@ -17,6 +17,7 @@ happen is watched for a short while only. Each wait says which it is.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -31,6 +32,9 @@ import harness
 from checks import code
 from checks.framework import Check, Context, Failed, NotChecked, expect, quote, stderr_hint, visible
 
+# Zombies left unchanged this long are left for good: no handler is collecting them (a correct one,
+# even on a busy machine, runs within a fraction of a second of the signal).
+STEADY = 3.0
 # Bounds for what must happen: generous, since a busy machine (a room's, load 5 to 11 on two cores)
 # may take seconds for what takes milliseconds on a quiet one. A passing server ends each wait as
 # soon as what it waits for has happened.
@@ -237,7 +241,8 @@ def restarts_on_its_port(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
         port = server.port
         for _ in range(2):  # The server closes first: its side of each connection is left in TIME_WAIT.
-            harness.http_get(port, timeout=MUST)
+            answer, _ = harness.http_get(port, timeout=MUST, until=harness.BODY)
+            expect(answer.endswith(harness.BODY), "the server answers", quote(answer))
     try:
         with ctx.server(*ctx.sleep_args(), port=port) as again:
             data, _ = harness.http_get(again.port, timeout=MUST)
@@ -262,7 +267,10 @@ class CloseWatch:
         self._thread.start()
 
     def _read(self, sock: socket.socket, timeout: float) -> None:
-        _, closed = harness.receive(sock, timeout)
+        try:
+            _, closed = harness.receive(sock, timeout)
+        except OSError:  # The check closed the socket first (it failed, and is leaving).
+            return
         if closed:
             self.closed_at = time.monotonic()
 
@@ -607,7 +615,8 @@ def reports_child(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args(0.2)) as server:
         with harness.connect(server.port, timeout=MUST) as sock:
             # Its child waits for the request meanwhile: the parent is surely alive, past its setup.
-            _live_children(server, MUST)
+            expect(_live_children(server, MUST), "a child for the connection", "no child",
+                   "fork() after accept(), once per connection.")
             caught = catches_sigchld(server.pid)
             sock.sendall(harness.REQUEST)
             harness.receive(sock, MUST, until=harness.BODY)
@@ -868,11 +877,11 @@ def _stuck_handler_hint(server: harness.Server) -> str:
 
 def bursts_leave_no_zombie(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
-        baseline = server.open_descriptors()
         _collects_one(server)
+        baseline = server.open_descriptors()  # Once it has served a request: set up, whatever its design.
         for attempt in range(2):
             _burst(server, 1 + BURST * attempt)
-            left = server.wait_until_all_collected(timeout=MUST)
+            left = server.wait_until_all_collected(timeout=MUST, steady=STEADY)
             if left:
                 stuck = [p for p in left if p.state != "Z"]
                 hint = ("A child is still running after its answer: it must end with _exit()."
@@ -894,15 +903,15 @@ def bursts_leave_no_zombie(ctx: Context) -> None:
 
 def lives_under_low_open_files(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args(), nofile=OPEN_FILES) as server:
-        baseline = server.open_descriptors()
         _collects_one(server)
+        baseline = server.open_descriptors()  # Once it has served a request: set up, whatever its design.
         for _ in range(3):
             result = harness.client3(server.port, max_clients=2 * OPEN_FILES, max_conns=1, timeout=MUST)
             expect(result.returncode == 0 and server.alive(),
                    f"under an open-files limit of {OPEN_FILES}, bursts of {2 * OPEN_FILES} clients all served",
                    f"client3: {quote(result.stdout[-120:])}, server stderr {quote(server.err.text())}",
                    "Close the parent's copy of each connection, so its descriptors stay flat.")
-        left = server.wait_until_all_collected(timeout=MUST)
+        left = server.wait_until_all_collected(timeout=MUST, steady=STEADY)
         count = server.wait_for_descriptors(baseline, timeout=MUST)
         # The hint follows the evidence: descriptors that grow are connections the parent keeps;
         # children left with descriptors flat are zombies the handler did not collect.
@@ -920,11 +929,13 @@ def lives_under_low_open_files(ctx: Context) -> None:
 def keeps_accepting(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
         with harness.connect(server.port, timeout=MUST) as holder:  # Its child waits in recv() meanwhile.
-            _live_children(server, MUST)
+            expect(_live_children(server, MUST), "a child for the connection", "no child",
+                   "fork() after accept(), once per connection.")
             first, _ = harness.http_get(server.port, timeout=MUST, until=harness.BODY)
             expect(first.endswith(harness.BODY), "a request answered while another client is connected",
                    quote(first))
-            server.out.wait_for(r"^Child \d+ terminated", MUST)  # That child's SIGCHLD has come.
+            expect(server.out.wait_for(r"^Child \d+ terminated", MUST), "the child that answered is collected and "
+                   "reported", quote(server.out.text()[-200:]), _no_report_hint(server))  # Its SIGCHLD has come.
             second, _ = harness.http_get(server.port, timeout=MUST, until=harness.BODY)
             hint = None if second.endswith(harness.BODY) else _stuck_handler_hint(server)
             expect(second.endswith(harness.BODY),
@@ -1035,13 +1046,21 @@ def _cpu_seconds(pid: int) -> float:
 
 def accept_failure_is_fatal(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
-        # A forced fault: from now on the server may open no descriptor, so its next accept() fails
-        # with EMFILE (the lowest free descriptor is at the limit).
+        # Once it has served a request (set up, whatever it opens on its way), a forced fault: from now
+        # on the server may open no descriptor, so its next accept() fails with EMFILE (the lowest free
+        # descriptor is at the limit).
+        harness.http_get(server.port, timeout=MUST, until=harness.BODY)
+        server.steady_children(timeout=MUST)
         limit = _lowest_free_descriptor(server.pid)
         resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (limit, limit))
         before = _cpu_seconds(server.pid)
-        with harness.connect(server.port, timeout=MUST) as sock:
-            sock.sendall(harness.REQUEST)
+        client = socket.socket()
+        try:
+            # The server may die, as it should, before the request is even sent: a reset, then.
+            with contextlib.suppress(OSError):
+                client.settimeout(MUST)
+                client.connect(("127.0.0.1", server.port))
+                client.sendall(harness.REQUEST)
             # Must happen: the death, at once. A server that retries spins meanwhile; stop watching it
             # once it has burnt more CPU than a correct server ever takes.
             deadline = time.monotonic() + MUST
@@ -1050,6 +1069,8 @@ def accept_failure_is_fatal(ctx: Context) -> None:
                 status = server.wait_exit(0.1)
                 if status is not None or _cpu_seconds(server.pid) - before > 2.0:
                     break
+        finally:
+            client.close()
         spent = _cpu_seconds(server.pid) - before if status is None else 0.0
         err = server.err.text()
         if status is None:
@@ -1143,6 +1164,7 @@ def default_sleep(ctx: Context) -> None:
     if problem:
         raise NotChecked(f"watches the sleep with strace, which cannot run here: {problem}")
     want = ctx.step.sleep
+    ctx.sleep_args(required=True)  # A server without --sleep fails here, at once.
     with ctx.server(strace=["-e", "trace=nanosleep,clock_nanosleep"]) as server:
         harness.http_get(server.port, timeout=2, until=harness.BODY)  # The sleep follows the answer.
         deadline, found = time.monotonic() + MUST, None
@@ -1235,7 +1257,7 @@ def reaps_outside_the_handler(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
         _collects_one(server)
         _burst(server, 1)
-        left = server.wait_until_all_collected(timeout=MUST)
+        left = server.wait_until_all_collected(timeout=MUST, steady=STEADY)
         events = ctx.events(server)
         expect(events.of_server("handler-ran"), "a SIGCHLD handler runs when a child exits",
                "the server's SIGCHLD handler never ran", NO_HANDLER_HINT)
@@ -1297,7 +1319,7 @@ def quiet_when_idle(ctx: Context) -> None:
     blocks shows as CPU time that grows with nothing to do."""
     with ctx.server(*ctx.sleep_args()) as server:
         harness.http_get(server.port, timeout=MUST, until=harness.BODY)
-        server.wait_until_all_collected(timeout=MUST)
+        server.steady_children(timeout=MUST)
         time.sleep(0.3)  # The work for that request done.
         before, started = _cpu(server.pid), time.monotonic()
         time.sleep(1.5)  # Must not happen: a short look.
@@ -1407,11 +1429,19 @@ IDLE = 200  # Silent clients held beside a curl (an ordinary limit of 1024 descr
 
 def answers_beside_idle_clients(ctx: Context) -> None:
     with ctx.server(nofile=IDLE + 64) as server:
-        baseline = server.open_descriptors()
+        harness.http_get(server.port, timeout=MUST, until=harness.BODY)
+        baseline = server.open_descriptors()  # Once it has served a request: set up, whatever its design.
         holders = []
         try:
+            deadline = time.monotonic() + MUST  # One bound for them all: the kernel takes them at once.
             for _ in range(IDLE):
-                holders.append(harness.connect(server.port, timeout=MUST))
+                left = deadline - time.monotonic()
+                try:
+                    holders.append(harness.connect(server.port, timeout=max(0.1, left)))
+                except OSError:
+                    left = 0
+                expect(left > 0, f"{IDLE} connections taken by the kernel", f"{len(holders)} within {MUST:g} s",
+                       "listen() with a backlog of 1024, and accept() every connection as it comes.")
             result = harness.curl(server.port, max_time=MUST)
             expect(result.returncode == 0 and result.stdout == "Hello, World!\n",
                    f"a curl answered at once beside {IDLE} clients that connected and sent nothing",
@@ -1588,7 +1618,7 @@ CHECKS = {check.key: check for check in [
     Check("idle_clients", f"a curl answered at once beside {IDLE} silent clients, by one process; their "
           "descriptors closed when they leave", answers_beside_idle_clients,
           "Non-blocking sockets and epoll; close() a finished connection.",
-          f"{SERVE} bash -c 'for i in $(seq {IDLE}); do exec {{fd}}<>/dev/tcp/127.0.0.1/'$P'; done; sleep 5' & "
+          f"{SERVE} bash -c 'for i in $(seq {IDLE}); do exec {{{{fd}}}}<>/dev/tcp/127.0.0.1/'$P'; done; sleep 5' & "
           f"sleep 1; {CURL}; ls /proc/$!/fd | wc -l; kill $!", long=True),
     Check("one_process", f"a burst of {BURST} clients answered by the one process, with no child",
           one_process, "No fork(): the event loop serves everyone.",
