@@ -888,8 +888,9 @@ class Tour:
         by = Counter(int(m.group(1)) for m in server.out.matches(rf"^Child PID: (\d+)\. Parent PID {server.pid}$"))
         answerers = ", ".join(f"{n} by {pid}" for pid, n in sorted(by.items())) if len(by) <= 8 else \
             f"{sum(by.values())} by {len(by)} different processes"
+        children = f"{watch.most} child{'ren' if watch.most != 1 else ''}"
         output(f"(requests answered, by worker: {answerers}; sampled every 5 ms during the burst, the server had at "
-               f"most {watch.most} children, {len(watch.seen - set(workers))} of them new)")
+               f"most {children}, {len(watch.seen - set(workers))} of them new)")
         if self.expect(f"i: the server and its {self.WORKERS} workers, the same 5 processes before and after a burst "
                        f"of 128, answer every request",
                        len(workers) == self.WORKERS and result.returncode == 0 and answered is not None
