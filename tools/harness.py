@@ -278,6 +278,22 @@ def open_descriptors(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def sockets_of(pid: int) -> set[str]:
+    """The sockets a process holds, as /proc names them (socket:[inode])."""
+    sockets = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:"):
+                sockets.add(link)
+    except OSError:
+        pass  # It has exited.
+    return sockets
+
+
 def tasks_of_user(uid: int) -> int:
     """How many tasks (threads, as RLIMIT_NPROC counts them) a real uid has."""
     count = 0
@@ -371,6 +387,37 @@ def strace_problem() -> str | None:
         lines = result.stderr.strip().splitlines()
         return lines[0] if lines else f"strace failed with status {result.returncode}"
     return None
+
+
+def handler_runs(trace: str, pid: int) -> tuple[list[list[str]], list[str]]:
+    """From `strace -f -o FILE` output (traced with rt_sigreturn among the
+    calls): the calls that process `pid` made inside each run of its SIGCHLD
+    handler (between the signal and rt_sigreturn, the return from the
+    handler), and the calls it made outside the handler, in order."""
+    inside, outside, current, unfinished = [], [], None, ""
+    for line in trace.splitlines():
+        first, _, call = line.partition(" ")
+        if first != str(pid):
+            continue
+        call = call.lstrip()  # strace pads the PID to a width.
+        # strace -f splits a call that another process interrupts: 'write(5, "x", 1 <unfinished ...>',
+        # then "<... write resumed>) = 1"; or "wait4(-1,  <unfinished ...>" (the space after the comma
+        # kept), then "<... wait4 resumed>[...], WNOHANG, NULL) = 123". Join the two halves.
+        if call.endswith(" <unfinished ...>"):
+            unfinished = call[: -len(" <unfinished ...>")]
+            continue
+        if call.startswith("<..."):
+            call, unfinished = unfinished + call.split(">", 1)[1], ""
+        if call.startswith("--- SIGCHLD"):
+            current = []
+        elif current is not None and call.startswith("rt_sigreturn("):
+            inside.append(current)
+            current = None
+        elif current is not None:
+            current.append(call)
+        else:
+            outside.append(call)
+    return inside, outside
 
 
 def ps_rows(pid: int) -> str:

@@ -1,13 +1,13 @@
 """The tour: every lesson of the workshop, live, for the instructor's screen.
 
-    make tour            all seven steps, in the article's order
+    make tour            every step (tools/steps.py), in order: the article's seven, then h, i, j
     make tour STEP=d     one step
     make tour PAUSE=1    wait for Enter before each lesson (for a presenter)
 
 For each step it shows the commands a participant would type, runs them for
 real (through the same harness as the tests), shows what they printed, and
-says in one sentence what was just seen and why. For the signal lessons (e
-and f) it also runs the server under strace and shows what the kernel saw.
+says in one sentence what was just seen and why. For the signal lessons (e,
+f and h) it also runs the server under strace and shows what the kernel saw.
 Waits are short (a sleep of 2 seconds, not the article's 60). It exits 0 when
 every lesson showed as expected; otherwise it names the lessons that did not
 show and exits 1.
@@ -21,14 +21,18 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 import termios
 import textwrap
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -185,6 +189,46 @@ class Trace:
         return f"+++ exited with {status} +++" in self._of(server=True)
 
 
+# Step h's strace options: the handler's calls up to its return
+# (rt_sigreturn), and the main loop's poll(), its read() of the pipe, its
+# wait4() and its printing.
+STRACE_H = ["-e", "trace=poll,read,write,wait4,rt_sigreturn", "-e", "signal=SIGCHLD"]
+
+
+def printed_twice(lines: list[str], pattern: str = r"^Child \d+ ") -> dict[str, int]:
+    """The lines about one process (its PID in them) that were printed more than once."""
+    regex = re.compile(pattern)
+    counts = Counter(line for line in lines if regex.match(line))
+    return {line: n for line, n in counts.items() if n > 1}
+
+
+class ChildWatch:
+    """Samples a server's children every 5 ms while a load runs (in a
+    `with` block): the most it had at once, and every PID seen."""
+
+    def __init__(self, server: harness.Server):
+        self.server = server
+        self.most = 0
+        self.seen: set[int] = set()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            children = [p for p in self.server.children() if p.state != "Z"]
+            self.most = max(self.most, len(children))
+            self.seen.update(p.pid for p in children)
+            self._done.wait(0.005)
+
+    def __enter__(self) -> "ChildWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+
 def shorten(line: str) -> str:
     """A strace line made fit for a projector: the columns strace aligns its
     results to, and the signal's details beyond the child's PID, left out."""
@@ -225,12 +269,13 @@ class Tour:
             note("no more input: going on without pausing")
             self.pausing = False
 
-    def tracing(self) -> list[str] | None:
-        """strace's options when strace can trace here, else None (said once)."""
+    def tracing(self, options: list[str] = STRACE) -> list[str] | None:
+        """strace's options when strace can trace here, else None (said once
+        per lesson)."""
         if self._strace_problem is False:
             self._strace_problem = harness.strace_problem()
         if self._strace_problem is None:
-            return STRACE
+            return options
         note(f"strace cannot trace here ({self._strace_problem}): the lesson runs without it")
         return None
 
@@ -626,6 +671,418 @@ class Tour:
         explain("One run of the handler now loops with waitpid(-1, &status, WNOHANG) until no exited child is "
                 "left, however many signals were merged into that run.")
         self.stop(server)
+
+    # Step h: first what goes wrong in step g with a maintainer's logging,
+    # then step h's handler under strace.
+    BURSTS = 10  # At most, for the lines printed twice; in our runs the first burst nearly always showed them.
+
+    def step_h(self) -> None:
+        heading("h", "the handler only takes note, the main loop reaps")
+        note("first, what goes wrong in step g: webserver3g_logging is step g with a maintainer's logging "
+             "(step_h_selfpipe/demo_g_logging.cpp), a printf() in the main loop after each fork(), and the "
+             "handler's report printed with printf() too")
+        server = self.start("webserver3g_logging", lines=0)
+        with tempfile.TemporaryDirectory(prefix="workshop-tour-") as folder:
+            log = Path(folder) / "log.txt"
+            note(f"the server's output reaches the tour through a pipe; the tour keeps a copy in {log}, as "
+                 f"`| tee log.txt` would")
+            for burst in range(1, self.BURSTS + 1):
+                if burst <= 3:
+                    result = self.client3(server, 128)
+                else:  # Not shown: the same command again.
+                    result = harness.client3(server.port, 128)
+                twice = self._doubled_started(self._settled_output(server))
+                if twice or not server.alive():
+                    break
+                if burst < 3:
+                    output("(no line printed twice this time: the signal must arrive during the loop's write(); "
+                           "once more)")
+            if burst > 3:
+                note(f"{burst - 3} more bursts of 128 not shown: the same command again")
+            server.out_echo.flush()
+            log.write_bytes(bytes(server.out.raw))
+            self._shell(f"sort {log} | uniq -d | grep -c started")
+            if twice:
+                self._shell(f"grep -n -A1 -x '{self._example(server.out.lines, twice)}' {log}")
+            output(f"({len(twice)} of the main loop's 'Child N started' lines printed twice, in {burst} "
+                   f"burst{'s' if burst > 1 else ''} of 128; the server is {'alive' if server.alive() else 'gone'})")
+        if self.expect("h: step g with printf() in its handler prints lines twice under a burst",
+                       bool(twice) and server.alive() and result.returncode == 0):
+            explain("The loop's fflush() had handed its line to write(), and glibc's stdio marks its buffer empty "
+                    "only once write() has returned.")
+            explain("A SIGCHLD delivered at that return ran the handler's printf() on the same buffer, and its "
+                    "fflush() wrote the loop's line again, then its own.")
+            explain("A single-threaded program takes no stdio lock (glibc skips them until a second thread starts), "
+                    "so nothing stopped the handler: lines are printed twice, and the server carries on.")
+        self.stop(server)
+
+        self.pause("step h, part 2: the handler only writes one byte")
+        say()
+        strace = self.tracing(STRACE_H)
+        server = self.start("h", lines=12, strace=strace)
+        result = self.curl(server)
+        one = result.returncode == 0 and result.stdout == "Hello, World!\n"
+        if strace:
+            runs, loop = self._wait_for_handler_runs(server)
+            lines = [line for line in server.trace_text().splitlines() if line.split(" ", 1)[0] == str(server.pid)]
+            command(f"grep '^{server.pid} ' {server.trace_file}   # the server's own lines, not its child's")
+            for line in lines:
+                say(style(f"  strace│ {shorten(line)}", EVIDENCE))
+            note_fd = self._one_byte_notes(runs)
+            read_fd = self._pipe_read_fd(loop)
+            pipe = []
+            if note_fd is not None and read_fd is not None:
+                ends = [f"/proc/{server.pid}/fd/{fd}" for fd in (read_fd, note_fd)]
+                pipe = self._shell(f"readlink {' '.join(ends)}   # what descriptors {read_fd} and {note_fd} are")
+            if self.expect("h: strace shows the handler making one one-byte write() into its pipe, and wait4() "
+                           "in the main loop after poll()",
+                           one and note_fd is not None and read_fd is not None
+                           and self._reaps_after_poll(loop, read_fd)
+                           and len(pipe) == 2 and pipe[0] == pipe[1] and pipe[0].startswith("pipe:")):
+                explain(f"Between the signal and the return from the handler (rt_sigreturn) there is one call: "
+                        f"one byte into the pipe (descriptor {note_fd}), with write(), which is async-signal-safe.")
+                explain(f"poll() woke up with the pipe readable (descriptor {read_fd}); the main loop emptied it, "
+                        f"collected the child with wait4() (what waitpid() calls on Linux) and printed its line, "
+                        f"where any call is allowed.")
+        elif self.expect("h: curl is answered, and its child reported",
+                         one and server.out.wait_for(r"^Child \d+ terminated with status 0$", 5) is not None):
+            explain("The handler only wrote one byte into a pipe; poll() woke up with the pipe readable, and the "
+                    "main loop collected the child and printed its line, where any call is allowed.")
+
+        say()
+        server.out_echo.allow(0)
+        result = self.client3(server, 128)
+        reported = server.out.wait_for(r"^Child \d+ terminated with status 0$", 20, count=129)
+        left = server.wait_until_all_collected(timeout=10)
+        lines = self._settled_output(server)
+        server.out_echo.flush()
+        self.ps(server)
+        twice = printed_twice(lines)
+        collected = len(server.out.matches(r"^Child \d+ terminated with status"))
+        output(f"(the main loop reported {collected} of 129 children; {len(left)} left; {len(twice)} lines "
+               f"printed twice)")
+        shown = result.returncode == 0 and reported is not None and left == [] and not twice and server.alive()
+        if strace:
+            runs, loop = self._wait_for_handler_runs(server, reaped=129)
+            note_fd = self._one_byte_notes(runs)
+            reaps = sum(1 for call in loop if re.match(r"wait4\(-1, .*WNOHANG.*\) += [1-9]", call))
+            made = (f"each one write() of one byte into descriptor {note_fd} and nothing else" if note_fd is not None
+                    else f"not each a single one-byte write(): {sum(map(len, runs))} calls in all")
+            output(f"(in the trace: {len(runs)} runs of the handler, {made}; {reaps} children collected by wait4() "
+                   f"in the main loop)")
+            shown = shown and note_fd is not None and reaps == 129
+        if self.expect("h: a burst of 128 leaves no zombie, every child reported once"
+                       + (", and the handler only writes its byte" if strace else ""), shown):
+            explain("Signals merged as in step f, but each time the pipe woke it the main loop collected every "
+                    "exited child, and printed each line once.")
+        self.stop(server)
+
+    @staticmethod
+    def _settled_output(server: harness.Server, quiet: float = 0.3, bound: float = 15.0) -> list[str]:
+        """The server's lines, once it has no child left running and has
+        printed nothing new for `quiet` seconds (`bound` at most)."""
+        deadline = time.monotonic() + bound
+        last, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            count, now = len(server.out.lines), time.monotonic()
+            if count != last:
+                last, since = count, now
+            elif now - since >= quiet and not [p for p in server.children() if p.state != "Z"]:
+                break
+            time.sleep(0.05)
+        return list(server.out.lines)
+
+    @staticmethod
+    def _doubled_started(lines: list[str]) -> list[str]:
+        """The 'Child N started' lines printed twice with no 'Child N terminated'
+        between the two: printed again, not a PID that the kernel gave to a
+        later child (PIDs wrap at /proc/sys/kernel/pid_max)."""
+        doubled, open_ = [], set()
+        for line in lines:
+            started = re.fullmatch(r"Child (\d+) started", line)
+            ended = re.match(r"Child (\d+) terminated", line)
+            if started:
+                if started.group(1) in open_ and line not in doubled:
+                    doubled.append(line)
+                open_.add(started.group(1))
+            elif ended:
+                open_.discard(ended.group(1))
+        return doubled
+
+    @staticmethod
+    def _example(lines: list[str], doubled: list[str]) -> str:
+        """The clearest of the doubled lines: one whose two copies are next to
+        each other, followed by another child's report (the handler's own
+        line, in the same write()); else one next to each other; else the first."""
+        def rank(line: str) -> int:
+            at = [i for i, printed in enumerate(lines) if printed == line]
+            if len(at) < 2 or at[1] != at[0] + 1:
+                return 2
+            after = lines[at[1] + 1] if at[1] + 1 < len(lines) else ""
+            pid = line.split()[1]
+            return 0 if after.startswith("Child ") and " terminated " in after and after.split()[1] != pid else 1
+        return min(doubled, key=rank)
+
+    def _shell(self, text: str) -> list[str]:
+        """Run a short shell command as typed; show and return its output lines."""
+        command(text)
+        result = harness.run_bounded(["sh", "-c", text], timeout=10)
+        output(result.stdout + result.stderr)
+        return result.stdout.splitlines()
+
+    def _wait_for_handler_runs(self, server: harness.Server, reaped: int = 1,
+                               timeout: float = 10.0) -> tuple[list[list[str]], list[str]]:
+        """The handler's runs and the main loop's calls, once the loop has
+        collected `reaped` children and is back in poll() (strace writes as
+        the calls come)."""
+        reap = re.compile(r"wait4\(-1, .*WNOHANG.*\) += [1-9]")
+        deadline = time.monotonic() + timeout
+        while True:
+            runs, loop = harness.handler_runs(server.trace_text(), server.pid)
+            last = max((i for i, call in enumerate(loop) if call.startswith("wait4(")), default=None)
+            done = sum(1 for call in loop if reap.match(call)) >= reaped and last is not None \
+                and any(call.startswith("poll(") for call in loop[last + 1:])
+            if done or time.monotonic() > deadline:
+                return runs, loop
+            time.sleep(0.05)
+
+    @staticmethod
+    def _one_byte_notes(runs: list[list[str]]) -> int | None:
+        """The descriptor every run of the handler wrote its one byte into,
+        when each run made that one call and nothing else; else None."""
+        fds = set()
+        for calls in runs:
+            note = re.fullmatch(r'write\((\d+), "x", 1\) += 1', calls[0]) if len(calls) == 1 else None
+            if note is None:
+                return None
+            fds.add(int(note.group(1)))
+        return fds.pop() if len(fds) == 1 and runs else None
+
+    @staticmethod
+    def _pipe_read_fd(loop: list[str]) -> int | None:
+        """The descriptor the main loop read the handler's bytes from."""
+        read = next((m for m in map(re.compile(r'read\((\d+), "x+", \d+\) += [1-9]').match, loop) if m), None)
+        return int(read.group(1)) if read else None
+
+    @staticmethod
+    def _reaps_after_poll(loop: list[str], read_fd: int) -> bool:
+        """The main loop's first wait4() that collected a child came after a
+        poll() that found the pipe readable."""
+        reap = next((i for i, call in enumerate(loop) if re.match(r"wait4\(-1, .*\) += [1-9]", call)), None)
+        return reap is not None and any(call.startswith("poll(") and f"{{fd={read_fd}, revents=POLLIN" in call
+                                        for call in loop[:reap])
+
+    WORKERS = 4
+
+    def step_i(self) -> None:
+        heading("i", "a pool of workers instead of a fork per request")
+        server = self.start("i", "--workers", self.WORKERS, lines=0)
+        workers = self._pool(server)
+        before = self.ps(server)
+        server.out_echo.allow(0)
+        with ChildWatch(server) as watch:
+            result = self.client3(server, 128)
+        answered = server.out.wait_for(r"^Child PID: \d+\. Parent PID \d+$", 10, count=128)
+        server.out_echo.flush()
+        after = self.ps(server)
+        by = Counter(int(m.group(1)) for m in server.out.matches(rf"^Child PID: (\d+)\. Parent PID {server.pid}$"))
+        answerers = ", ".join(f"{n} by {pid}" for pid, n in sorted(by.items())) if len(by) <= 8 else \
+            f"{sum(by.values())} by {len(by)} different processes"
+        children = f"{watch.most} child{'ren' if watch.most != 1 else ''}"
+        output(f"(requests answered, by worker: {answerers}; sampled every 5 ms during the burst, the server had at "
+               f"most {children}, {len(watch.seen - set(workers))} of them new)")
+        if self.expect(f"i: the server and its {self.WORKERS} workers, the same 5 processes before and after a burst "
+                       f"of 128, answer every request",
+                       len(workers) == self.WORKERS and result.returncode == 0 and answered is not None
+                       and [p.pid for p in before] == [p.pid for p in after] == workers
+                       and set(by) <= set(workers) and sum(by.values()) == 128
+                       and watch.most <= self.WORKERS and watch.seen <= set(workers)):
+            explain(f"The {self.WORKERS} workers were forked once, at the start; each accepts a connection on the "
+                    f"listening socket they share, answers it, and accepts the next: no fork() per request.")
+
+        if not workers:
+            self.expect("i: a worker killed with kill -9 is reported (status 9) and replaced", False)
+            note("the server has no worker to kill")
+        else:
+            victim = workers[0]
+            server.out_echo.allow(3)
+            command(f"kill -9 {victim}")
+            killed = harness.run_bounded(["kill", "-9", str(victim)], timeout=10)
+            output(killed.stdout + killed.stderr)
+            reported = server.out.wait_for(rf"^Child {victim} terminated with status 9$", 5)
+            replaced = self._pool(server, without=victim)
+            time.sleep(0.1)  # Let the server's line reach the screen before ps.
+            self.ps(server)
+            if self.expect("i: a worker killed with kill -9 is reported (status 9) and replaced",
+                           killed.returncode == 0 and reported is not None and len(replaced) == self.WORKERS
+                           and victim not in replaced and len(set(replaced) - set(workers)) == 1):
+                explain("The parent waits in wait() for a worker to die: it collected this one (status 9: killed by "
+                        "signal 9, SIGKILL) and forked a new worker in its place.")
+
+        self.pause("step i, part 2: its limit, clients that send nothing")
+        say()
+        server.out_echo.allow(0)
+        listener = harness.sockets_of(server.pid)
+        silent_client = f"exec 3<>/dev/tcp/127.0.0.1/{server.port} && exec sleep 30"
+        command(f"for i in 1 2 3 4; do bash -c {shlex.quote(silent_client)} & done   # clients that send nothing")
+        silent = [harness.run_in_background(["bash", "-c", silent_client]) for _ in range(self.WORKERS)]
+        self.background.extend(silent)
+        each = self._held_connections(server, listener, self.WORKERS)
+        held = sum(each.values())
+        output(f"(connections each worker holds, besides the listening socket (/proc/PID/fd): "
+               f"{', '.join(f'{n} by {pid}' for pid, n in sorted(each.items()))})")
+        timed_out = self.curl(server, max_time=2)
+        url = f"http://localhost:{server.port}/hello"
+        command(f"curl -sS -w '(answered after %{{time_total}} s)\\n' {url} &")
+        started = time.monotonic()
+        waiting = harness.run_in_background(["curl", "-sS", "--max-time", "15", "-w",
+                                             "(answered after %{time_total} s)\n", url])
+        self.background.append(waiting)
+        time.sleep(1.0)
+        still_waiting = waiting.poll() is None
+        command(f"kill {silent[0].pid}   # one silent client leaves")
+        left_at = time.monotonic()
+        harness.run_bounded(["kill", str(silent[0].pid)], timeout=10)
+        try:
+            out, err = waiting.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            out, err = b"", b"curl: still waiting after 10 s"
+        ended = time.monotonic()
+        output((out + err).decode("utf-8", "backslashreplace"))
+        output(f"(the curl started {left_at - started:.1f} s before the silent client left, and ended "
+               f"{ended - left_at:.1f} s after)")
+        time.sleep(0.1)  # The worker's lines about the two curls, before the verdict.
+        server.out_echo.flush()
+        if self.expect(f"i: {self.WORKERS} silent clients hold every worker: curl times out (exit 28), and is "
+                       f"answered once one of them leaves",
+                       held == self.WORKERS and set(each.values()) == {1}
+                       and timed_out.returncode == harness.CURL_TIMED_OUT
+                       and timed_out.stdout == "" and still_waiting and waiting.returncode == 0
+                       and out.startswith(b"Hello, World!\n")):
+            explain("A worker serves one client from accept() to close(): four clients that send nothing hold the "
+                    "four workers, and the next connection waits in the listen queue until one of them is free.")
+        for client in silent:
+            if client.poll() is None:
+                os.killpg(client.pid, signal.SIGKILL)
+            client.communicate()
+        self.stop(server)
+
+    def _pool(self, server: harness.Server, without: int | None = None, timeout: float = 5.0) -> list[int]:
+        """The server's workers, once it has WORKERS live children (none of
+        them `without`) and no zombie; whatever it has at the timeout otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            children = server.children()
+            workers = sorted(p.pid for p in children if p.state != "Z")
+            if (len(children) == len(workers) == self.WORKERS and without not in workers) \
+                    or time.monotonic() > deadline:
+                return workers
+            time.sleep(0.02)
+
+    @staticmethod
+    def _held_connections(server: harness.Server, listener: set[str], count: int,
+                          timeout: float = 5.0) -> dict[int, int]:
+        """How many connections each of the server's workers holds (the
+        listening socket aside), once they hold `count` together (or at the
+        timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            each = {p.pid: len(harness.sockets_of(p.pid) - listener) for p in server.children()}
+            if sum(each.values()) >= count or time.monotonic() > deadline:
+                return each
+            time.sleep(0.02)
+
+    IDLE = 500  # Silent clients for step j; the open-files limit is set for them if it is lower.
+
+    def step_j(self) -> None:
+        heading("j", "one process, an event loop")
+        idle, nofile = self._room_for(self.IDLE)
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if nofile is not None:
+            note(f"the open-files limit here, {soft}, is lower than {self.IDLE} clients need: the server and the "
+                 f"clients get {nofile} (ulimit -n)")
+        elif idle < self.IDLE:
+            note(f"the open-files limit here is {soft}, and cannot be raised: {idle} silent clients, to stay below it")
+        server = self.start("j", lines=0, nofile=nofile)
+        epoll = self._wait_for_epoll(server)  # Made after the first line.
+        before = server.open_descriptors()
+        command(f"ls /proc/{server.pid}/fd | wc -l")
+        output(str(before))
+        limit = f"ulimit -n {nofile}; " if nofile is not None else ""
+        holder = f"{limit}for i in $(seq {idle}); do exec {{fd}}<>/dev/tcp/127.0.0.1/{server.port}; done; exec sleep 30"
+        command(f"bash -c {shlex.quote(holder)} &   # {idle} clients that send nothing")
+        clients = harness.run_in_background(["bash", "-c", holder])
+        self.background.append(clients)
+        during = server.wait_for_descriptors(before + idle, timeout=10)
+        command(f"ls /proc/{server.pid}/fd | wc -l")
+        output(str(during))
+        server.out_echo.allow(1)
+        result = self.curl(server, max_time=2)
+        children = self.ps(server)
+        server.out_echo.flush()
+        command(f"kill {clients.pid}   # the {idle} clients leave")
+        harness.run_bounded(["kill", str(clients.pid)], timeout=10)
+        clients.communicate()
+        after = server.wait_for_descriptors(before, timeout=10)
+        command(f"ls /proc/{server.pid}/fd | wc -l")
+        output(str(after))
+        if self.expect(f"j: one process holds {idle} silent clients, answers a curl at once, and gives their "
+                       f"descriptors back",
+                       epoll and during == before + idle and result.returncode == 0
+                       and result.stdout == "Hello, World!\n" and result.seconds < 2 and children == []
+                       and after == before):
+            explain("Each client costs the one process a descriptor, not a process: epoll_wait() reports only the "
+                    "sockets that are ready, a silent client's only once it leaves, so the curl was answered at once.")
+            explain("When a client leaves, its recv() returns 0 (end of file) and the server closes its descriptor: "
+                    f"back to {before}.")
+
+        say()
+        server.out_echo.allow(0)
+        with ChildWatch(server) as watch:
+            result = self.client3(server, 128)
+        answered = server.out.wait_for(r"^Child PID: \d+\. Parent PID \d+$", 10, count=129)
+        server.out_echo.flush()
+        self.ps(server)
+        pids = Counter(m.group(1) for m in server.out.matches(r"^Child PID: (\d+)\. Parent PID \d+$"))
+        output(f"(requests answered since the start: {sum(pids.values())}, by PID {', '.join(pids)}; children "
+               f"seen during the burst, sampled every 5 ms: {len(watch.seen)})")
+        left = server.wait_for_descriptors(before, timeout=10)
+        command(f"ls /proc/{server.pid}/fd | wc -l")
+        output(str(left))
+        if self.expect("j: a burst of 128 answered by the one process, no child, descriptors back",
+                       result.returncode == 0 and answered is not None and set(pids) == {str(server.pid)}
+                       and watch.seen == set() and left == before and server.alive()):
+            explain("No fork(): the one process accepted, read and answered every connection in turn, each as soon "
+                    "as epoll said it was ready.")
+        self.stop(server)
+
+    @staticmethod
+    def _wait_for_epoll(server: harness.Server, timeout: float = 5.0) -> bool:
+        """Wait until the server holds its epoll instance (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for fd in os.listdir(f"/proc/{server.pid}/fd"):
+                try:
+                    if os.readlink(f"/proc/{server.pid}/fd/{fd}") == "anon_inode:[eventpoll]":
+                        return True
+                except OSError:
+                    continue
+            time.sleep(0.02)
+        return False
+
+    @staticmethod
+    def _room_for(clients: int, own: int = 64) -> tuple[int, int | None]:
+        """How many silent clients to hold, and the open-files limit to set for
+        the server and them (None: leave the one in force), leaving `own`
+        descriptors: `clients` and a higher limit when the hard limit allows
+        one, fewer clients when it does not."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        need = clients + own
+        if soft == resource.RLIM_INFINITY or soft >= need:
+            return clients, None
+        if hard == resource.RLIM_INFINITY or hard >= need:
+            return clients, need
+        return hard - own, (hard if hard > soft else None)
 
 
 def main(argv: list[str]) -> int:

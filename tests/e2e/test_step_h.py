@@ -99,35 +99,6 @@ def test_step_h_sleeps_in_poll_once_its_children_are_collected(start):
                         "ever when the loop does not read the pipe empty")
 
 
-def handler_runs(trace: str, pid: int) -> tuple[list[list[str]], list[str]]:
-    """From `strace -f` output: the calls the server made inside each run of
-    its SIGCHLD handler (between the signal and rt_sigreturn), and the calls
-    it made outside the handler."""
-    inside, outside, current, unfinished = [], [], None, ""
-    for line in trace.splitlines():
-        first, _, call = line.partition(" ")
-        if first != str(pid):
-            continue
-        call = call.lstrip()  # strace pads the PID to a width.
-        # strace -f splits a call that another process interrupts: "write(5, ... <unfinished ...>",
-        # then "<... write resumed>) = 1". Join the two halves.
-        if call.endswith("<unfinished ...>"):
-            unfinished = call[: -len("<unfinished ...>")].rstrip()
-            continue
-        if call.startswith("<..."):
-            call, unfinished = unfinished + call.split(">", 1)[1], ""
-        if call.startswith("--- SIGCHLD"):
-            current = []
-        elif current is not None and call.startswith("rt_sigreturn("):
-            inside.append(current)
-            current = None
-        elif current is not None:
-            current.append(call)
-        else:
-            outside.append(call)
-    return inside, outside
-
-
 def test_strace_shows_one_write_in_the_handler_and_wait4_in_the_main_loop(start):
     problem = harness.strace_problem()
     if problem is not None:
@@ -140,7 +111,7 @@ def test_strace_shows_one_write_in_the_handler_and_wait4_in_the_main_loop(start)
     reaped = re.compile(r"^wait4\(-1, .*WNOHANG.*\) += [1-9]")
     deadline = time.monotonic() + 5
     while True:
-        inside, outside = handler_runs(server.trace_text(), server.pid)
+        inside, outside = harness.handler_runs(server.trace_text(), server.pid)
         calls = [*outside, *(call for run in inside for call in run)]
         if len([c for c in calls if reaped.match(c)]) >= 3 or time.monotonic() > deadline:
             break

@@ -31,27 +31,11 @@ def pool(server, count: int = WORKERS, timeout: float = 5.0, without: int | None
         time.sleep(0.02)
 
 
-def sockets_of(pid: int) -> set[str]:
-    """The sockets a process holds, as /proc names them (socket:[inode])."""
-    sockets = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if link.startswith("socket:"):
-                sockets.add(link)
-    except OSError:
-        pass  # It has exited.
-    return sockets
-
-
 def accepted(server, listener: set[str]) -> int:
     """How many connections the server's processes hold (the listening socket aside)."""
     held = set()
     for pid in [server.pid, *(p.pid for p in server.children())]:
-        held |= sockets_of(pid)
+        held |= harness.sockets_of(pid)
     return len(held - listener)
 
 
@@ -96,7 +80,7 @@ def test_a_worker_killed_with_sigkill_is_replaced(start):
 
 def test_n_idle_clients_hold_every_worker_and_the_next_curl_waits(start):
     server = start("i")
-    listener = sockets_of(server.pid)
+    listener = harness.sockets_of(server.pid)
     idle = [harness.connect(server.port) for _ in range(WORKERS)]
     try:
         # Each worker accepts one silent client and waits in recv() for its request.

@@ -1,8 +1,10 @@
 """The tour (make tour): every lesson shown, in plain text when piped, exit 0,
 nothing left running (also when interrupted); two tours at once both pass; the
-kernel's evidence (strace) for steps e and f, or one line saying why not;
+kernel's evidence (strace) for steps e, f and h, or one line saying why not;
 kill -9 on a zombie; the process limit set with `ulimit -u` and its number
-explained; a presenter's pause; a one-line build."""
+explained; step g's logging printing lines twice; step i's five processes, its
+killed worker replaced and its silent clients; step j's descriptors and its one
+process; a presenter's pause; a one-line build."""
 
 import fcntl
 import os
@@ -67,7 +69,7 @@ def two_tours():
     """Two whole tours started together, as two people at one machine would:
     everything a lesson measures must be its own server's, or one of them
     fails (the process limit counted the other's processes, say)."""
-    return run_together([MAKE_TOUR, MAKE_TOUR], timeout=150)
+    return run_together([MAKE_TOUR, MAKE_TOUR], timeout=240)
 
 
 def test_two_tours_at_once_both_show_every_lesson_in_plain_text(two_tours):
@@ -117,11 +119,25 @@ def test_d_sets_the_process_limit_with_ulimit_u_and_shows_how_it_was_chosen(two_
         assert "prlimit" not in result.stdout
 
 
+def section(text: str, step: str) -> str:
+    """One step's section of the tour's output."""
+    part = text[text.index(f"━━ Step {step}"):]
+    return part[: part.find("━━ Step", 10)] if "━━ Step" in part[10:] else part
+
+
 def strace_evidence(text: str, step: str) -> str:
     """The strace lines of one step's section of the tour."""
-    section = text[text.index(f"━━ Step {step}"):]
-    section = section[: section.find("━━ Step", 10)] if "━━ Step" in section[10:] else section
-    return "\n".join(line.split("│ ", 1)[1] for line in section.splitlines() if line.startswith("  strace│ "))
+    return "\n".join(line.split("│ ", 1)[1] for line in section(text, step).splitlines()
+                     if line.startswith("  strace│ "))
+
+
+def ps_tables(text: str) -> list[list[tuple[int, int]]]:
+    """Each `ps -o pid,ppid,stat,cmd` the text shows: its rows' PID and PPID."""
+    tables = []
+    for table in re.findall(r"^\$ ps -o pid,ppid,stat,cmd .*\n {4}PID  PPID STAT CMD\n((?: +\d+ +\d+ .*\n)*)",
+                            text, re.M):
+        tables.append([(int(pid), int(ppid)) for pid, ppid in re.findall(r"^ +(\d+) +(\d+) ", table, re.M)])
+    return tables
 
 
 needs_strace = pytest.mark.skipif(harness.strace_problem() is not None,
@@ -156,19 +172,97 @@ def test_f_strace_shows_accept_restarted_and_fewer_sigchld_than_children(two_tou
         assert deliveries < exited and short == exited - deliveries == zombies > 0
 
 
-def test_without_ptrace_the_tour_says_so_in_one_line_and_shows_the_lesson(tmp_path):
+@pytest.mark.parametrize("step, lesson", [("e", "accept: Interrupted system call"),
+                                          ("h", "(the main loop reported 129 of 129 children; 0 left")])
+def test_without_ptrace_the_tour_says_so_in_one_line_and_shows_the_lesson(tmp_path, step, lesson):
     # A strace that cannot trace, as in a container that forbids ptrace.
     fake = tmp_path / "strace"
     fake.write_text("#!/bin/sh\necho 'strace: PTRACE_TRACEME: Operation not permitted' >&2\nexit 1\n")
     fake.chmod(0o755)
     env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
-    result = subprocess.run([*TOUR, "e"], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run([*TOUR, step], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=90)
     assert result.returncode == 0, result.stdout + result.stderr
     said = [line for line in result.stdout.splitlines() if "strace cannot trace here" in line]
     assert len(said) == 1 and "Operation not permitted" in said[0], result.stdout
-    assert "accept: Interrupted system call" in result.stdout and "strace│" not in result.stdout
-    assert "Step e" in result.stdout and "Step d" not in result.stdout, "STEP=e shows step e alone"
+    assert lesson in result.stdout and "strace│" not in result.stdout, result.stdout
+    assert f"Step {step}" in result.stdout and "Step d" not in result.stdout, f"STEP={step} shows step {step} alone"
+
+
+def test_h_shows_step_gs_logging_printing_a_line_twice(two_tours):
+    for result in two_tours:
+        text = section(result.stdout, "h")
+        count = re.search(r"^\$ sort \S+/log\.txt \| uniq -d \| grep -c started\n +(\d+)$", text, re.M)
+        assert count and int(count.group(1)) > 0, "no count of the lines printed twice:\n" + text[:3000]
+        # grep -n -A1 -x LINE: each line that matches, numbered (N:), and the line after it (N-).
+        shown = re.search(r"^\$ grep -n -A1 -x '(Child \d+ started)' \S+/log\.txt\n((?: +\d+[:-].*\n|  --\n)*)",
+                          text, re.M)
+        assert shown and len(re.findall(rf"^ +\d+:{shown.group(1)}$", shown.group(2), re.M)) == 2, \
+            "no line shown printed twice:\n" + text[:3000]
+
+
+@needs_strace
+def test_h_strace_shows_the_handler_writing_one_byte_and_wait4_in_the_main_loop(two_tours):
+    for result in two_tours:
+        trace = [line.split(None, 1) for line in strace_evidence(result.stdout, "h").splitlines()]
+        calls = [call for _, call in trace]
+        signal_at = next((i for i, call in enumerate(calls) if call.startswith("--- SIGCHLD ")), None)
+        assert signal_at is not None, "no SIGCHLD in step h's trace:\n" + "\n".join(calls)
+        note = re.fullmatch(r'write\((\d+), "x", 1\) = 1', calls[signal_at + 1])
+        assert note and note.group(1) != "1" and calls[signal_at + 2].startswith("rt_sigreturn("), \
+            "the handler's run is not one one-byte write() and its return:\n" + "\n".join(calls[signal_at:])
+        after = calls[signal_at + 3:]
+        reaped = next((i for i, call in enumerate(after) if re.match(r"wait4\(-1, .*\) = [1-9]", call)), None)
+        assert reaped is not None and any(call.startswith("poll(") and "revents=POLLIN" in call
+                                          for call in after[:reaped]), \
+            "no wait4() in the main loop after poll():\n" + "\n".join(after)
+        burst = re.search(r"\(in the trace: (\d+) runs of the handler, each one write\(\) of one byte into "
+                          r"descriptor (\d+) and nothing else; (\d+) children collected by wait4\(\) in the main "
+                          r"loop\)", result.stdout)
+        assert burst and int(burst.group(1)) > 0 and burst.group(2) == note.group(1) and burst.group(3) == "129", \
+            "no count of the burst's handler runs and wait4() calls"
+
+
+def test_i_shows_five_processes_through_a_burst_a_killed_worker_replaced_and_silent_clients(two_tours):
+    for result in two_tours:
+        text = section(result.stdout, "i")
+        tables = ps_tables(text)
+        assert len(tables) == 3, text[:3000]
+        before, after, replaced = tables
+        server = before[0][0]
+        assert len(before) == 5 and all(ppid == server for _, ppid in before[1:]), "not the server and 4 workers"
+        assert after == before, "ps after the burst differs from ps before it"
+        answered = re.search(r"\(requests answered, by worker: (.*?); ", text)
+        assert answered and {int(p) for p in re.findall(r"\d+ by (\d+)", answered.group(1))} <= \
+            {pid for pid, _ in before[1:]}, "requests answered by processes that are not the workers"
+        victim = re.search(r"^\$ kill -9 (\d+)$", text, re.M)
+        assert victim and f"Child {victim.group(1)} terminated with status 9" in text
+        workers = {pid for pid, _ in replaced[1:]}
+        assert len(replaced) == 5 and int(victim.group(1)) not in workers and \
+            len(workers - {pid for pid, _ in before}) == 1, "the killed worker was not replaced by one new one"
+        limit = text[text.index("clients that send nothing"):]
+        assert re.search(r"^\$ curl --max-time 2 .*\n +curl: \(28\) ", limit, re.M), "the curl did not time out"
+        assert re.search(r"^\$ kill \d+   # one silent client leaves\n +Hello, World!$", limit, re.M), \
+            "the waiting curl was not answered once a silent client left"
+
+
+def test_j_shows_the_descriptors_of_hundreds_of_silent_clients_and_one_process(two_tours):
+    for result in two_tours:
+        text = section(result.stdout, "j")
+        counts = [int(n) for n in re.findall(r"^\$ ls /proc/\d+/fd \| wc -l\n +(\d+)$", text, re.M)]
+        clients = re.search(r"# (\d+) clients that send nothing", text)
+        assert clients and int(clients.group(1)) >= 200, "not hundreds of silent clients"
+        base = counts[0] if counts else 0
+        assert counts == [base, base + int(clients.group(1)), base, base], \
+            f"descriptors before, during, after the silent clients, and after the burst: {counts}"
+        answered = re.search(r"^\$ curl --max-time 2 .*\n(?:  server.*\n)* +Hello, World!\n +\(curl took (\d+\.\d) s, "
+                             r"exit status 0\)$", text, re.M)
+        assert answered and float(answered.group(1)) < 2, "the curl beside the silent clients was not answered"
+        tables = ps_tables(text)
+        assert len(tables) == 2 and all(len(table) == 1 for table in tables), "step j's server has children"
+        server = tables[0][0][0]
+        assert re.search(rf"\(requests answered since the start: 129, by PID {server}; children seen during the "
+                         rf"burst, sampled every 5 ms: 0\)", text), "the burst was not answered by the server alone"
 
 
 def test_pause_waits_for_enter_before_each_lesson():
