@@ -81,6 +81,7 @@ CURL = "curl -v --max-time 5 http://localhost:$P/hello"
 def answers(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
         for attempt in ("first", "second"):
+            server.steady_children(timeout=MUST)  # A child that exits meanwhile has exited (step e dies of it).
             data, closed = harness.http_get(server.port, timeout=MUST)
             expect(data in ANSWERS and closed,
                    f"the {attempt} request answered 'HTTP/1.1 200 OK', a blank line and 'Hello, World!\\n' "
@@ -161,6 +162,7 @@ def prints_request_escaped(ctx: Context) -> None:
     # Step e dies when a child exits: there its children sleep long enough for both requests.
     with ctx.server(*ctx.sleep_args(5 if ctx.step.lesson_stderr else 0.2)) as server:
         for request in requests:
+            server.steady_children(timeout=MUST)  # A child that exits meanwhile has exited (step e dies of it).
             answer, _ = harness.http_get(server.port, timeout=MUST, until=harness.BODY, request=request)
             expect(answer.endswith(harness.BODY), f"a request of {len(request)} bytes answered", quote(answer),
                    "Read the request with recv() into a buffer of 1024 bytes, print it, then answer.")
@@ -241,6 +243,7 @@ def restarts_on_its_port(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
         port = server.port
         for _ in range(2):  # The server closes first: its side of each connection is left in TIME_WAIT.
+            server.steady_children(timeout=MUST)  # A child that exits meanwhile has exited (step e dies of it).
             answer, _ = harness.http_get(port, timeout=MUST, until=harness.BODY)
             expect(answer.endswith(harness.BODY), "the server answers", quote(answer))
     try:
@@ -1405,7 +1408,8 @@ def replaces_a_killed_worker(ctx: Context) -> None:
 
 def idle_clients_hold_the_pool(ctx: Context) -> None:
     """Step i's limit: as many clients as workers, connected and silent, hold every worker."""
-    with ctx.server("--workers", "2") as server:
+    # --workers 2 where the server has it; a server without a pool (step j) runs as it is.
+    with ctx.server(*(["--workers", "2"] if ctx.takes("--workers") else [])) as server:
         holders = [harness.connect(server.port, timeout=MUST) for _ in range(2)]
         try:
             time.sleep(0.3)  # The workers take them.

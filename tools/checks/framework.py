@@ -71,7 +71,7 @@ def quote(text, limit: int = 160) -> str:
 # ---------------------------------------------------------------------------
 # What a check runs against.
 
-_TAKES_SLEEP: dict[str, bool] = {}
+_TAKES_SLEEP: dict[str, str] = {}  # program -> what its --help printed
 _TAKES_SLEEP_LOCK = threading.Lock()
 
 
@@ -101,13 +101,16 @@ class Context:
         log = getattr(server, "shim_log", None)
         return None if log is None else code.read_events(Path(log), server.pid)
 
-    def takes_sleep(self) -> bool:
-        """Whether the server has a --sleep option: its --help says."""
+    def takes(self, option: str) -> bool:
+        """Whether the server has this option (--sleep, --workers): its --help says."""
         with _TAKES_SLEEP_LOCK:
             if self.program not in _TAKES_SLEEP:
                 result = harness.run_bounded([self.program, "--help"], timeout=10)
-                _TAKES_SLEEP[self.program] = "--sleep" in result.stdout
-            return _TAKES_SLEEP[self.program]
+                _TAKES_SLEEP[self.program] = result.stdout
+            return option in _TAKES_SLEEP[self.program]
+
+    def takes_sleep(self) -> bool:
+        return self.takes("--sleep")
 
     def sleep_args(self, seconds: float = 0.2, required: bool = False) -> list[str]:
         """--sleep SECONDS for a server that sleeps after answering, nothing for one that does not;
