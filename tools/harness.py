@@ -209,6 +209,27 @@ class Stream:
         with self._changed:
             return "\n".join(self.lines)
 
+    def caught_up(self, timeout: float = 5.0) -> None:
+        """Wait until this reader has read everything written to the pipe so far (on a busy machine
+        the reading thread may lag behind the program that writes)."""
+        import fcntl
+        import termios
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                pending = struct.unpack("i", fcntl.ioctl(self._pipe.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+            except (OSError, ValueError):
+                return  # Closed: everything has been read.
+            if pending == 0:
+                # The pipe is empty; let the reading thread hand what it took to the lists (its count
+                # of bytes stops growing).
+                size = len(self.raw)
+                time.sleep(0.05)
+                if len(self.raw) == size:
+                    return
+            time.sleep(0.01)
+
     def join(self, timeout: float = 5.0) -> None:
         self._thread.join(timeout)
 

@@ -146,7 +146,8 @@ def _normal(data: bytes) -> bytes:
 
 
 def _settle(server: harness.Server, quiet: float = 0.2, timeout: float = MUST) -> None:
-    """Wait until the server's output has stopped growing for `quiet` seconds."""
+    """Wait until the server's output has stopped growing for `quiet` seconds, all of it read."""
+    server.out.caught_up()
     deadline, size, since = time.monotonic() + timeout, -1, time.monotonic()
     while time.monotonic() < deadline:
         now = len(server.out.raw)
@@ -161,12 +162,15 @@ def prints_request_escaped(ctx: Context) -> None:
     requests = [LONG_REQUEST, ESCAPE_REQUEST]
     # Step e dies when a child exits: there its children sleep long enough for both requests.
     with ctx.server(*ctx.sleep_args(5 if ctx.step.lesson_stderr else 0.2)) as server:
-        for request in requests:
+        for number, request in enumerate(requests, start=1):
             server.steady_children(timeout=MUST)  # A child that exits meanwhile has exited (step e dies of it).
             answer, _ = harness.http_get(server.port, timeout=MUST, until=harness.BODY, request=request)
             expect(answer.endswith(harness.BODY), f"a request of {len(request)} bytes answered", quote(answer),
                    "Read the request with recv() into a buffer of 1024 bytes, print it, then answer.")
-            _settle(server)  # Its lines printed (a child may print after it answered).
+            # Its first line read from the server's output (on a busy machine the reader may lag), then
+            # whatever follows it: a child may print after it answered.
+            server.out.wait_for(r"^GET /", MUST, count=number)
+            _settle(server)
         shown = printed_requests(bytes(server.out.raw))
         decoded = unescape(shown)
         expect(decoded is not None,
@@ -225,6 +229,7 @@ def survives_a_reset(ctx: Context) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         # The server's recv() now fails with ECONNRESET (pitfall 21: the reset connection is accepted).
         server.err.wait_for(r"Connection reset by peer", 2)  # May not be seen: a short look only.
+        server.steady_children(timeout=MUST)  # A child that served it has exited (step e dies of it).
         data, closed = harness.http_get(server.port, timeout=MUST)
         expect(data in ANSWERS and closed, "after a client reset its connection, the next client is answered",
                f"{quote(data)}, server {'alive' if server.alive() else f'dead: exit status {server.wait_exit(1)}'}, "
@@ -1052,7 +1057,7 @@ def accept_failure_is_fatal(ctx: Context) -> None:
         # Once it has served a request (set up, whatever it opens on its way), a forced fault: from now
         # on the server may open no descriptor, so its next accept() fails with EMFILE (the lowest free
         # descriptor is at the limit).
-        harness.http_get(server.port, timeout=MUST, until=harness.BODY)
+        harness.http_get(server.port, timeout=MUST)  # To the end: the server has closed its side.
         server.steady_children(timeout=MUST)
         limit = _lowest_free_descriptor(server.pid)
         resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (limit, limit))
@@ -1433,7 +1438,7 @@ IDLE = 200  # Silent clients held beside a curl (an ordinary limit of 1024 descr
 
 def answers_beside_idle_clients(ctx: Context) -> None:
     with ctx.server(nofile=IDLE + 64) as server:
-        harness.http_get(server.port, timeout=MUST, until=harness.BODY)
+        harness.http_get(server.port, timeout=MUST)  # To the end: the server has closed its side.
         baseline = server.open_descriptors()  # Once it has served a request: set up, whatever its design.
         holders = []
         try:

@@ -169,7 +169,7 @@ class Context:
         child has finished (the server's death, in step e, follows a child's
         exit), so that the verdict does not depend on timing."""
         server.steady_children(timeout=10)
-        time.sleep(0.05)  # Let the reader thread catch up with a last line.
+        server.err.caught_up()  # Everything the server wrote on stderr, read.
         text = server.err.text()
         lesson = self.step.lesson_stderr if allowed is None else allowed
         if text in ("", lesson):
