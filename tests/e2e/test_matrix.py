@@ -48,8 +48,8 @@ def test_column(server):
     # Every run of the column at once (29 of them): most of them wait, for a failing server's
     # bound, so the column takes about as long as its longest check.
     results = matrix.matrix(matrix.reference_program, jobs=32, servers=server)
-    slow = {f"step {step} {key}": round(o.seconds, 1) for (step, key, _), o in results.items() if o.seconds >= 15}
-    assert not slow, f"each check must complete in under 15 s, on webserver3{server}: {slow}"
+    slow = {f"step {step} {key}": round(o.seconds, 1) for (step, key, _), o in results.items() if o.seconds >= 30}
+    assert not slow, f"each check must complete in under 30 s, on webserver3{server}: {slow}"
     skipped = {f"step {step} {key}": o.skipped for (step, key, _), o in results.items() if o.skipped}
     assert not skipped, f"checks that did not run on webserver3{server}: {skipped}"
     rows = committed_rows()

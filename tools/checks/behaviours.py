@@ -89,6 +89,9 @@ def answers(ctx: Context) -> None:
                    f"{quote(data)}, connection {'closed' if closed else f'still open after {MUST:g} s'}",
                    "Send HTTP_RESPONSE whole (send_all()), then close the connection: the client knows the "
                    "body is complete only when the connection closes." if data not in ANSWERS else
+                   f"--help lists no --sleep, so the check could not shorten the pause: the server slept its "
+                   f"default before closing. List --sleep in usage() (step {ctx.step.letter} sleeps)."
+                   if ctx.step.takes_sleep and not ctx.takes_sleep() else
                    "Close the connection after answering (close(client_connection)).")
         ctx.quiet_stderr(server)
 

@@ -119,7 +119,7 @@ class Context:
         Not 0 by default: step e's server dies when a child exits while it waits in accept(), and
         with --sleep 0 whether the parent is back in accept() by then is a race; 0.2 s makes its
         death certain, so that a check's result does not depend on luck."""
-        if required or self.step.takes_sleep:
+        if required:
             expect(self.takes_sleep(), f"the server takes --sleep SECONDS (step {self.step.letter} sleeps)",
                    f"{Path(self.program).name} --help lists no --sleep",
                    "Add the --sleep option: in getopt_long's table and switch, parsed with fractions "
