@@ -119,8 +119,8 @@ ROUNDS = 9  # The default; --rounds N for more.
 # PYTHON_REQUESTS), at least MIN_REQUESTS. On the machine where the first table
 # of bench/README.md was measured, that is 5,000 for every server but Python
 # (about 0.5 s for step g), 1,000 for Python; where fork() costs ten times as
-# much (pitfall 12) it is about a tenth of that, and a run still takes minutes,
-# not an hour. The CPU times in /proc/PID/stat come in clock ticks (10 ms), so
+# much (pitfall 12), 1,000 to 2,000 for the forking servers and 200 for Python,
+# and a run still takes minutes, not an hour. The CPU times in /proc/PID/stat come in clock ticks (10 ms), so
 # one round's figure is exact to 10 ms over the CPU time the round took: 1%
 # when a round takes a second of CPU. Every request leaves a TIME_WAIT socket
 # for 60 s; a warm-up and 5 rounds of 5,000 stay inside the 28,232 local ports
@@ -144,7 +144,7 @@ QUIET = 0.05  # Seconds that a settled group must stay unchanged.
 # The targets that the issue sets; the table says whether they are met.
 CPU_RATIO_TARGET = 1.10  # Step g's CPU time per request over the floor's, at most.
 PYTHON_CPU_RATIO_TARGET = 10.0  # Python's CPU time per request over step g's, at least.
-POOL_CPU_RATIO_TARGET = 0.25  # Steps i's and j's CPU time per request over step g's, at most.
+POOL_CPU_RATIO_TARGET = 0.25  # Step i's and step j's CPU time per request over step g's, at most.
 SELFPIPE_CPU_RATIO_TARGET = 1.10  # Step h's CPU time per request over step g's, at most.
 
 RESULTS = REPO / "bench" / "results"
@@ -295,13 +295,13 @@ def group(pgid: int) -> dict[int, Member]:
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()  # Bytes: another user's command name need not be UTF-8.
         except OSError:
             continue  # It exited meanwhile.
         # The command name, in parentheses, may hold spaces: count from the ')'.
         # fields[0] here is field 3 of proc(5), the state.
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(b")") + 2:].decode().split()
         if int(fields[2]) != pgid:  # Field 5, the process group.
             continue
         found[int(entry)] = Member(state=fields[0],
