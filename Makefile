@@ -4,7 +4,8 @@
 #   make test             install what is missing, build, run every test (CTest)
 #   make tour             show every lesson live; make tour STEP=d for one,
 #                         make tour PAUSE=1 to wait for Enter before each lesson
-#   make bench            measure step g against a minimal server and Python's
+#   make bench            measure step g against a minimal server and Python's,
+#                         and the designs (steps a, g, h, i, j) against each other
 #                         (make bench ROUNDS=15 for more rounds than 9)
 #   make lint             clang-format, clang-tidy and cppcheck on the C++ code
 #   make sanitize         build with ASan and UBSan and run the whole suite
