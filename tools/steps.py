@@ -33,6 +33,7 @@ class Step:
     lesson_stderr: str = ""  # What the server may print on stderr: its lesson, when that is a failure.
     options: tuple[str, ...] = ()  # Options beyond --port, --host and --help (other than --sleep).
     prints: tuple[str, ...] = ()  # The lines it prints besides the first and the requests (tools/checks/ LINES).
+    handler_optional: bool = False  # A design without a SIGCHLD handler (signalfd, ppoll) is as good.
     folder: str = field(default="", compare=False)  # Filled in from the step folders.
 
     @property
@@ -200,10 +201,12 @@ RECORDS = [
         "h", "the handler only takes note, the main loop reaps",
         "a self-pipe: the handler writes a byte, the main loop collects the children",
         checks=("curl_ends", "survives", "reaps_outside", "no_zombies", "merged_collected", "keeps_accepting",
-                "pipe_nonblocking", "idle_quiet", "low_nofile", "accept_fatal", "handler_safe", "handler_errno",
-                "escapes", "lines_once", "child_exits", "parent_closes", "options", "backlog"),
+                "pipe_nonblocking", "idle_quiet", "nonblocking", "with_restart", "low_nofile", "accept_fatal",
+                "handler_safe", "handler_errno", "escapes", "lines_once", "child_exits", "parent_closes", "options",
+                "backlog"),
         backlog=1024,
         prints=("parent", "child", "terminated"),
+        handler_optional=True,
         goal="Take the work out of the signal handler: it only notes that a child has exited, by writing one "
              "byte into a pipe (the self-pipe trick); the main loop waits in poll() for the listening socket or "
              "the pipe, and when the pipe has a byte it collects every exited child and reports each one with "
@@ -223,7 +226,8 @@ RECORDS = [
     Step(
         "i", "a pool of workers instead of a fork per request",
         "--workers N processes accept on one listener; the parent replaces the dead",
-        checks=("pool", "replaces_worker", "idle_workers", "answers", "escapes", "lines_once", "options", "backlog"),
+        checks=("pool", "replaces_worker", "no_storm", "idle_workers", "idle_quiet", "answers", "escapes", "lines_once",
+                "options", "backlog"),
         backlog=1024,
         options=("--workers",),
         prints=("parent", "child"),
@@ -243,8 +247,8 @@ RECORDS = [
     Step(
         "j", "one process, an event loop",
         "one process with epoll answers at once beside hundreds of idle clients",
-        checks=("idle_clients", "one_process", "idle_quiet", "accept_fatal", "answers", "escapes", "lines_once",
-                "options", "backlog"),
+        checks=("idle_clients", "one_process", "idle_quiet", "nonblocking", "stop_continue", "accept_fatal", "answers",
+                "escapes", "lines_once", "options", "backlog"),
         backlog=1024,
         prints=("child",),
         goal="Serve every client from one process that never waits for any one of them: non-blocking sockets, "

@@ -457,6 +457,25 @@ def _live_children(server: harness.Server, timeout: float) -> list[harness.Proc]
         time.sleep(0.01)
 
 
+def _extra_descriptors(server: harness.Server, pid: int) -> list[str]:
+    """The descriptors a child holds besides 0, 1 and 2, its one socket (the connection) and the
+    shim's log: what it kept of its parent's."""
+    extra, sockets = [], 0
+    for name in sorted(os.listdir(f"/proc/{pid}/fd"), key=int):
+        fd = int(name)
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if fd <= 2 or (getattr(server, "shim_log", None) and link == server.shim_log):
+            continue
+        if link.startswith("socket:") and sockets == 0:
+            sockets += 1  # Its connection.
+            continue
+        extra.append(f"{fd} ({link})")
+    return extra
+
+
 def child_closes_listener_and_exits(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args()) as server:
         listener = socket_links(server.pid)
@@ -473,6 +492,11 @@ def child_closes_listener_and_exits(ctx: Context) -> None:
                    "the child has closed its copy of the listening socket",
                    f"child {live[0].pid} holds {sorted(child_sockets)}, the listener is {sorted(listener)}",
                    "In the child (fork() returned 0), close(listen_socket) first: only the parent accepts.")
+            extra = _extra_descriptors(server, live[0].pid)
+            expect(not extra, "the child holds its connection and its standard input, output and error, nothing more",
+                   f"child {live[0].pid} also holds {', '.join(extra)}",
+                   "In the child, close what only the parent uses (the self-pipe's two ends in step h, say): a "
+                   "child that keeps the pipe's write end keeps it open for as long as it lives.")
             sock.sendall(harness.REQUEST)
             data, _ = harness.receive(sock, MUST, until=harness.BODY)
             expect(data.endswith(harness.BODY), "the child answers", quote(data))
@@ -729,6 +753,8 @@ def handler_is_signal_safe(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args(0.2)) as server:
         events = _await_handler(ctx, server)
         installed = events.installed
+        if installed is None and ctx.step.handler_optional:
+            raise NotChecked("the server installs no SIGCHLD handler (signalfd, say): nothing runs in a handler")
         expect(installed is not None,
                "a SIGCHLD handler installed, with sigaction() (or signal())",
                "the server installed no SIGCHLD handler", NO_HANDLER_HINT)
@@ -762,6 +788,8 @@ def handler_restores_errno(ctx: Context) -> None:
         raise NotChecked("needs a dynamically linked server, for the shim that watches errno")
     with ctx.server(*ctx.sleep_args(0.2)) as server:
         events = _await_handler(ctx, server)
+        if events.installed is None and ctx.step.handler_optional:
+            raise NotChecked("the server installs no SIGCHLD handler (signalfd, say): no handler to leave errno")
         expect(events.installed is not None, "a SIGCHLD handler installed", "the server installed no SIGCHLD handler",
                NO_HANDLER_HINT)
         ran = events.of_server("handler-ran")
@@ -987,6 +1015,29 @@ def no_restart(ctx: Context) -> None:
                "Step f's lesson is the loop: when accept() fails with EINTR, call it again. With SA_RESTART the "
                "kernel would restart accept() by itself, and the lesson would not show; keep sa_flags = "
                "SA_NOCLDSTOP, and write the loop in accept_connection().")
+        ctx.quiet_stderr(server)
+
+
+def restarts_calls(ctx: Context) -> None:
+    """Step h's handler has nothing to tell the calls it interrupts: installed with SA_RESTART, so
+    that a printf() whose write() a signal interrupts is finished by the kernel, not cut short."""
+    if not ctx.can_observe():
+        raise NotChecked("needs a dynamically linked server, for the shim that sees how the handler is installed")
+    with ctx.server(*ctx.sleep_args()) as server:
+        harness.http_get(server.port, timeout=MUST, until=harness.BODY)
+        events = _await_handler(ctx, server)
+        installed = events.installed
+        if installed is None:
+            raise NotChecked("the server installs no SIGCHLD handler (signalfd, say): no call to restart")
+        if events.of_server("blocks-sigchld"):
+            raise NotChecked("the server blocks SIGCHLD and takes it only where it waits (ppoll(), sshd's way): "
+                             "the handler interrupts no other call")
+        how, _offset, _base, flags = installed
+        expect(flags & SA_RESTART, "the handler installed with SA_RESTART (and SA_NOCLDSTOP)",
+               f"installed with sa_flags {flags:#x}, without SA_RESTART",
+               "sa_flags = SA_RESTART | SA_NOCLDSTOP: the handler only writes a byte, so nothing need see EINTR; "
+               "without SA_RESTART a printf() interrupted in its write() can lose what it had not written. "
+               "(poll() fails with EINTR anyway: loop.)")
         ctx.quiet_stderr(server)
 
 
@@ -1270,8 +1321,8 @@ def reaps_outside_the_handler(ctx: Context) -> None:
         _burst(server, 1)
         left = server.wait_until_all_collected(timeout=MUST, steady=STEADY)
         events = ctx.events(server)
-        expect(events.of_server("handler-ran"), "a SIGCHLD handler runs when a child exits",
-               "the server's SIGCHLD handler never ran", NO_HANDLER_HINT)
+        expect(events.of_server("handler-ran") or events.installed is None,
+               "a SIGCHLD handler runs when a child exits", "the server's SIGCHLD handler never ran", NO_HANDLER_HINT)
         inside = sorted({line[1].removeprefix("in-handler-") for line in events.lines
                          if line[0] == str(server.pid) and line[1].startswith("in-handler-")})
         expect(not inside, "the SIGCHLD handler only takes note (one write() to the pipe); the main loop collects "
@@ -1321,25 +1372,87 @@ def pipe_never_blocks(ctx: Context) -> None:
         ctx.quiet_stderr(server)
 
 
-def _cpu(pid: int) -> float:
-    return _cpu_seconds(pid)
+def _runnable_seconds(pid: int) -> float:
+    """How long a process has been runnable: on a CPU, or waiting in the run queue for one
+    (/proc/PID/schedstat). A loop that never waits is runnable all the time, however busy the machine
+    is; a server that waits in poll() or accept() is not runnable at all."""
+    try:
+        on_cpu, waiting, _ = open(f"/proc/{pid}/schedstat").read().split()
+        return (int(on_cpu) + int(waiting)) / 1e9
+    except (OSError, ValueError):
+        return 0.0
 
 
 def quiet_when_idle(ctx: Context) -> None:
-    """Idle, the server waits (in poll, epoll_wait, accept, wait) and spends no CPU: a loop that never
-    blocks shows as CPU time that grows with nothing to do."""
+    """Idle, the server waits (in poll, epoll_wait, accept, wait) and is not runnable: a loop that
+    never blocks shows as time spent runnable with nothing to do, in any process of the server."""
     with ctx.server(*ctx.sleep_args()) as server:
-        harness.http_get(server.port, timeout=MUST, until=harness.BODY)
+        harness.http_get(server.port, timeout=MUST)
         server.steady_children(timeout=MUST)
         time.sleep(0.3)  # The work for that request done.
-        before, started = _cpu(server.pid), time.monotonic()
+        pids = _group_pids(server)
+        before, started = {pid: _runnable_seconds(pid) for pid in pids}, time.monotonic()
         time.sleep(1.5)  # Must not happen: a short look.
-        spent = _cpu(server.pid) - before
-        expect(spent < 0.25, "idle, the server spends no CPU (it waits in poll(), epoll_wait() or accept())",
-               f"{spent:.2f} s of CPU in {time.monotonic() - started:.1f} s with nothing to do",
-               "The loop never waits: a note left in the self-pipe (never read) makes poll() return at once "
-               "for ever, or a descriptor is watched for an event it always has. Empty the pipe (read until "
-               "EAGAIN) each time poll() says it has something; stop watching what you are done with.")
+        elapsed = time.monotonic() - started
+        busy = {pid: _runnable_seconds(pid) - before[pid] for pid in pids}
+        spinning = {pid: spent for pid, spent in busy.items() if spent > 0.5 * elapsed}
+        expect(not spinning, "idle, the server's processes wait (in poll(), epoll_wait(), accept() or wait()): "
+               "none is runnable with nothing to do",
+               ", ".join(f"{'the server' if pid == server.pid else f'its process {pid}'} runnable {spent:.1f} s "
+                         f"of {elapsed:.1f} s" for pid, spent in spinning.items()),
+               "A loop never waits: a note left in the self-pipe (never read) makes poll() return at once for "
+               "ever; a timeout of 0, or WNOHANG in a loop, never sleeps; a non-blocking accept() retried on "
+               "EAGAIN spins. Wait in the call that blocks until there is something to do.")
+        ctx.quiet_stderr(server)
+
+
+def _listening_inode(port: int) -> str | None:
+    for table in ("/proc/net/tcp",):
+        for line in open(table).readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+                return fields[9]
+    return None
+
+
+def _socket_flags(pid: int) -> dict[int, tuple[str, int]]:
+    """fd -> (socket:[inode], flags) for each socket the process holds."""
+    found = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if link.startswith("socket:"):
+            flags = _fd_flags(pid, int(name))
+            if flags is not None:
+                found[int(name)] = (link, flags)
+    return found
+
+
+def nonblocking_sockets(ctx: Context) -> None:
+    """The listening socket is non-blocking (poll() or epoll says a connection waits, but it may be
+    gone by the time accept() runs); in an event loop, every connection is too."""
+    with ctx.server(*ctx.sleep_args()) as server:
+        harness.http_get(server.port, timeout=MUST)
+        inode = _listening_inode(server.port)
+        with harness.connect(server.port, timeout=MUST):  # A connection the server holds, silent.
+            time.sleep(0.3)
+            sockets = _socket_flags(server.pid)
+        listener = [fd for fd, (link, _) in sockets.items() if link == f"socket:[{inode}]"]
+        expect(listener and sockets[listener[0]][1] & os.O_NONBLOCK,
+               "the listening socket is non-blocking (O_NONBLOCK): accept() then fails with EAGAIN rather than "
+               "wait, when the connection that poll() saw is gone",
+               f"descriptor {listener[0] if listener else '?'}, the listening socket, blocks "
+               f"(/proc/{server.pid}/fdinfo: no O_NONBLOCK)",
+               "fcntl(listen_socket, F_SETFL, flags | O_NONBLOCK) once it is created, and treat accept()'s EAGAIN "
+               "as 'nothing after all'.")
+        if ctx.step.letter in ("j",) or "one_process" in ctx.step.checks:
+            blocking = [fd for fd, (link, flags) in sockets.items() if fd not in listener and not flags & os.O_NONBLOCK]
+            expect(not blocking, "every connection the event loop holds is non-blocking (O_NONBLOCK)",
+                   f"descriptor {', '.join(map(str, blocking))}, a connection, blocks (/proc/{server.pid}/fdinfo)",
+                   "Linux's accept() does not pass O_NONBLOCK on to the new socket: set it on each connection "
+                   "(fcntl, or accept4() with SOCK_NONBLOCK), or one slow client stops the one process.")
         ctx.quiet_stderr(server)
 
 
@@ -1414,6 +1527,34 @@ def replaces_a_killed_worker(ctx: Context) -> None:
         ctx.quiet_stderr(server)
 
 
+def no_fork_storm(ctx: Context) -> None:
+    """A worker that fails by itself (here accept() with EMFILE: the whole pool may open no more
+    descriptors) reports it and exits; it is not replaced, or its replacement would fail the same way
+    at once, and again, as fast as the parent can fork."""
+    with ctx.server("--workers", str(WORKERS)) as server:
+        deadline = time.monotonic() + MUST
+        while len(server.children()) < WORKERS and time.monotonic() < deadline:
+            time.sleep(0.02)
+        harness.http_get(server.port, timeout=MUST)
+        for pid in _group_pids(server):  # Every process of the pool: no descriptor left to open.
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (_lowest_free_descriptor(pid),) * 2)
+        seen = set(_group_pids(server))
+        # A worker blocked in accept() has already taken the descriptor it will return (Linux reserves it
+        # first): served a request, it goes back to accept(), which now fails.
+        with contextlib.suppress(OSError):
+            harness.http_get(server.port, timeout=2)
+        watch = time.monotonic() + 2.0  # Must not happen: a short look.
+        while time.monotonic() < watch:
+            seen |= _group_pids(server)
+            time.sleep(0.005)
+        created = len(seen) - (WORKERS + 1)
+        expect(created <= 1, "a worker whose accept() fails (EMFILE) reports it and is not replaced: no fork storm",
+               f"{created} new processes in 2 s (a worker replaced, failing at once, replaced again...), stderr "
+               f"{quote(server.err.text()[-150:])}",
+               "Replace a worker only when a signal killed it (WIFSIGNALED): one that exited by itself met an error "
+               "that its replacement would meet at once, and the parent would fork for ever.")
+
+
 def idle_clients_hold_the_pool(ctx: Context) -> None:
     """Step i's limit: as many clients as workers, connected and silent, hold every worker."""
     # --workers 2 where the server has it; a server without a pool (step j) runs as it is.
@@ -1454,9 +1595,11 @@ def answers_beside_idle_clients(ctx: Context) -> None:
                     left = 0
                 expect(left > 0, f"{IDLE} connections taken by the kernel", f"{len(holders)} within {MUST:g} s",
                        "listen() with a backlog of 1024, and accept() every connection as it comes.")
+            holders[0].sendall(b"GET /hel")  # Half a request, and no more: it must hold up no one.
             result = harness.curl(server.port, max_time=MUST)
             expect(result.returncode == 0 and result.stdout == "Hello, World!\n",
-                   f"a curl answered at once beside {IDLE} clients that connected and sent nothing",
+                   f"a curl answered at once beside {IDLE} clients that connected and sent nothing (one of them "
+                   "half a request)",
                    f"curl exit {result.returncode} "
                    f"{'(timed out: every process busy with a silent client?)' if result.returncode == 28 else ''}",
                    "Never wait for one client: non-blocking sockets, and epoll tells which one is ready; an idle "
@@ -1470,6 +1613,24 @@ def answers_beside_idle_clients(ctx: Context) -> None:
         expect(count == baseline, f"once the {IDLE} clients have gone, the server's descriptors are back to {baseline}",
                f"{count} descriptors", "When a client closes its connection (recv() returns 0), or when the answer "
                "is sent, close() its descriptor (which also takes it out of the epoll set).")
+        ctx.quiet_stderr(server)
+
+
+def survives_stop_and_continue(ctx: Context) -> None:
+    """kill -STOP, then kill -CONT: on Linux, epoll_wait() then fails with EINTR, even with no handler
+    installed (signal(7)); the loop calls it again."""
+    with ctx.server() as server:
+        harness.http_get(server.port, timeout=MUST)
+        os.kill(server.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + MUST
+        while _state(server.pid) not in ("T", "t", "") and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(server.pid, signal.SIGCONT)
+        data, _ = harness.http_get(server.port, timeout=MUST)
+        expect(data in ANSWERS and server.alive(), "stopped (kill -STOP) and continued (kill -CONT), it answers",
+               f"{quote(data)}, server {'alive' if server.alive() else f'dead: {quote(server.err.text())}'}",
+               "After a stop and continue, Linux makes epoll_wait() fail with EINTR, handler or not (signal(7)): "
+               "call it again, as for any EINTR.")
         ctx.quiet_stderr(server)
 
 
@@ -1636,6 +1797,20 @@ CHECKS = {check.key: check for check in [
           one_process, "No fork(): the event loop serves everyone.",
           f"{SERVE} build/bin/client3 --port $P --max-clients {BURST}; grep -c 'Child PID' $L; "
           "ps --ppid $! | wc -l; kill $!", long=True),
+    Check("nonblocking", "the listening socket is non-blocking (and, in an event loop, every connection)",
+          nonblocking_sockets, "fcntl(fd, F_SETFL, flags | O_NONBLOCK).",
+          f"{SERVE} {CURL}; grep flags /proc/$!/fdinfo/*; kill $!"),
+    Check("with_restart", "step h's handler is installed with SA_RESTART: nothing need see EINTR but poll()",
+          restarts_calls, "sa_flags = SA_RESTART | SA_NOCLDSTOP.",
+          f"{SERVE} strace -e trace=rt_sigaction -p $! & sleep 0.5; {CURL}; kill $!"),
+    Check("no_storm", "a worker that fails by itself is not replaced: no fork storm",
+          no_fork_storm, "Replace only a worker killed by a signal.",
+          f"L=$(mktemp); {{server}} --port 0 --workers 3 >$L & {PORT} for p in $(pgrep -g $!); do prlimit --pid $p "
+          "--nofile=$(ls /proc/$p/fd | wc -l); done; curl --max-time 2 http://localhost:$P/; ps -o pid --ppid $!; "
+          "kill -- -$!"),
+    Check("stop_continue", "stopped and continued (kill -STOP, kill -CONT), it answers: EINTR from epoll_wait() retried",
+          survives_stop_and_continue, "epoll_wait() fails with EINTR after a stop: call it again.",
+          f"{SERVE} kill -STOP $!; kill -CONT $!; {CURL}; kill $!"),
     Check("accept_fatal", "an accept() failure other than EINTR is reported and fatal, not retried",
           accept_failure_is_fatal, "Only EINTR means 'call accept() again'; any other failure is fatal.",
           f"{SERVE} prlimit --pid $! --nofile=$(ls /proc/$!/fd | wc -l); {CURL}; sleep 1; "

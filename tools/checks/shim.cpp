@@ -19,6 +19,8 @@
 //   PID errno-changed VALUE
 //   PID exit-in-child
 //   PID in-handler CALL      (wait, waitpid, wait3, wait4 or waitid, called by the handler)
+//   PID blocks-sigchld        (sigprocmask() or pthread_sigmask() blocked SIGCHLD: a design that
+//                              takes the signal only in ppoll() or from a signalfd)
 // OFFSET is the handler's address minus BASE, the address where the object
 // that holds it (the program) is loaded (dladdr()). Everything it does inside
 // a handler is async-signal-safe: write() of a line formatted by hand.
@@ -66,6 +68,8 @@ pid_t (*real_wait3)(int *, int, struct rusage *);
 pid_t (*real_wait4)(pid_t, int *, int, struct rusage *);
 int (*real_waitid)(idtype_t, id_t, siginfo_t *, int);
 ssize_t (*real_write)(int, const void *, size_t);
+int (*real_sigprocmask)(int, const sigset_t *, sigset_t *);
+int (*real_pthread_sigmask)(int, const sigset_t *, sigset_t *);
 
 template <typename Function>
 void find(Function &function, const char *name)
@@ -171,6 +175,8 @@ __attribute__((constructor)) void start()
     find(real_wait4, "wait4");
     find(real_waitid, "waitid");
     find(real_write, "write");
+    find(real_sigprocmask, "sigprocmask");
+    find(real_pthread_sigmask, "pthread_sigmask");
     main_pid = getpid();
     const char *path = getenv("WORKSHOP_SHIM_LOG");
     if (path == nullptr)
@@ -273,6 +279,20 @@ int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
 {
     note_collecting("waitid");
     return forced(real_waitid(type, id, info, options));
+}
+
+int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (set != nullptr && how != SIG_UNBLOCK && sigismember(set, SIGCHLD) == 1)
+        note("blocks-sigchld");
+    return real_sigprocmask(how, set, old);
+}
+
+int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (set != nullptr && how != SIG_UNBLOCK && sigismember(set, SIGCHLD) == 1)
+        note("blocks-sigchld");
+    return real_pthread_sigmask(how, set, old);
 }
 
 ssize_t write(int fd, const void *data, size_t size)
