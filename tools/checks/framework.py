@@ -183,6 +183,9 @@ class Context:
 
 def stderr_hint(text: str) -> str:
     """What a server's error message most likely means, for a participant."""
+    if "poll: Interrupted system call" in text or "epoll_wait: Interrupted system call" in text:
+        return ("poll() (or epoll_wait()) failed with EINTR: a signal's handler ran while it waited, and Linux never "
+                "restarts poll() after a handler, SA_RESTART or not (signal(7)). Nothing went wrong: call it again.")
     if "accept: Interrupted system call" in text:
         return ("accept() failed with EINTR: a child's exit ran the SIGCHLD handler while the parent waited "
                 "in accept(). Nothing went wrong: call accept() again when errno is EINTR.")
