@@ -109,7 +109,9 @@ def test_a_low_process_limit_says_how_to_raise_it():
         os.mkdir(os.path.join(folder, "tools"))
         os.chmod(os.path.join(folder, "tools"), 0o755)
         copy = shutil.copy2(DOCTOR, os.path.join(folder, "tools"))
-        shutil.copy2(DOCTOR.with_name("doctor_limits.py"), os.path.join(folder, "tools"))
+        # The limits probe and what it imports.
+        for name in ("doctor_limits.py", "harness.py", "steps.py"):
+            shutil.copy2(DOCTOR.with_name(name), os.path.join(folder, "tools"))
         command = ["sh", copy]
         if os.geteuid() == 0:
             uid, gid = harness.scratch_identity()

@@ -523,10 +523,18 @@ def make_in(folder: Path, *args: str) -> harness.Result:
     return harness.run_bounded(["make", "-s", "-C", str(folder), *args], timeout=30)
 
 
+def with_makefile(folder: Path) -> Path:
+    """The checkout with the Makefile and what its join and leave recipes run
+    first (the install step, and the script that finds Python)."""
+    shutil.copy(harness.REPO / "Makefile", folder / "Makefile")
+    for file in ("install-deps.sh", "python.sh"):
+        shutil.copy(TOOLS / file, folder / "tools" / file)
+    return folder
+
+
 def test_make_join_and_make_leave(rooms, tmp_path):
     room = rooms()
-    folder = checkout(tmp_path, "unused", room, join=False)
-    shutil.copy(harness.REPO / "Makefile", folder / "Makefile")
+    folder = with_makefile(checkout(tmp_path, "unused", room, join=False))
     join_file = folder / room_client.JOIN_FILE
 
     for room_url, name, says in [
@@ -548,8 +556,7 @@ def test_make_join_and_make_leave(rooms, tmp_path):
     assert send(folder, "a", True, (3, 3)) is None
     assert verdict_of(room, folder, "a")["passed"] is True
     # Joining again with a name the room knows says so (two people, one row?).
-    other = checkout(tmp_path, "unused", room, join=False)
-    shutil.copy(harness.REPO / "Makefile", other / "Makefile")
+    other = with_makefile(checkout(tmp_path, "unused", room, join=False))
     result = make_in(other, "join", f"ROOM={room.url}", "NAME=Zoë O'Brien")
     assert result.returncode == 0 and "already has a participant named" in result.stdout, result
 
