@@ -65,9 +65,10 @@ def matrix(program_of: Callable[[str], str], jobs: int = 3,
 
 def matrix_text(results: dict[tuple[str, str, str], checks.Outcome]) -> str:
     """The matrix as the committed file shows it: one row per step's check,
-    one column per reference server, + passed, . failed."""
+    one column per reference server, + passed, . failed, - not applicable."""
     lines = [
-        "# Which checks pass on which reference server: + passed, . failed.",
+        "# Which checks pass on which reference server: + passed, . failed, - not applicable",
+        "# (the check needs what that server has not: step h's SA_RESTART check, a SIGCHLD handler).",
         f"# Rows: `make check STEP=X`'s checks, step by step. Columns: build/bin/webserver3{steps.LETTERS[0]} "
         f"... 3{steps.LETTERS[-1]}.",
         "# Regenerate: python3 tools/matrix.py --write (tests/e2e/test_matrix.py compares).",
@@ -76,9 +77,13 @@ def matrix_text(results: dict[tuple[str, str, str], checks.Outcome]) -> str:
     ]
     for step in steps.LETTERS:
         for key in steps.STEPS[step].checks:
-            marks = " ".join("+" if results[(step, key, server)].passed else "." for server in steps.LETTERS)
+            marks = " ".join(mark(results[(step, key, server)]) for server in steps.LETTERS)
             lines.append(f"{step}    {key:<17} {marks}")
     return "\n".join(lines) + "\n"
+
+
+def mark(outcome: checks.Outcome) -> str:
+    return "-" if outcome.skipped else "+" if outcome.passed else "."
 
 
 def committed_rows() -> dict[tuple[str, str], list[str]]:
