@@ -21,6 +21,8 @@
 //   PID in-handler CALL      (wait, waitpid, wait3, wait4 or waitid, called by the handler)
 //   PID blocks-sigchld        (sigprocmask() or pthread_sigmask() blocked SIGCHLD: a design that
 //                              takes the signal only in ppoll() or from a signalfd)
+//   PID forked CHILD          (fork() returned CHILD in PID: every child counted, however short
+//                              its life, where sampling /proc would miss one that lives a millisecond)
 // OFFSET is the handler's address minus BASE, the address where the object
 // that holds it (the program) is loaded (dladdr()). Everything it does inside
 // a handler is async-signal-safe: write() of a line formatted by hand.
@@ -70,6 +72,7 @@ int (*real_waitid)(idtype_t, id_t, siginfo_t *, int);
 ssize_t (*real_write)(int, const void *, size_t);
 int (*real_sigprocmask)(int, const sigset_t *, sigset_t *);
 int (*real_pthread_sigmask)(int, const sigset_t *, sigset_t *);
+pid_t (*real_fork)();
 
 template <typename Function>
 void find(Function &function, const char *name)
@@ -177,6 +180,7 @@ __attribute__((constructor)) void start()
     find(real_write, "write");
     find(real_sigprocmask, "sigprocmask");
     find(real_pthread_sigmask, "pthread_sigmask");
+    find(real_fork, "fork");
     main_pid = getpid();
     const char *path = getenv("WORKSHOP_SHIM_LOG");
     if (path == nullptr)
@@ -293,6 +297,16 @@ int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
     if (set != nullptr && how != SIG_UNBLOCK && sigismember(set, SIGCHLD) == 1)
         note("blocks-sigchld");
     return real_pthread_sigmask(how, set, old);
+}
+
+pid_t fork()
+{
+    pid_t child = real_fork();
+    if (child > 0) {
+        unsigned long number = static_cast<unsigned long>(child);
+        note("forked", &number, 1);  // note() leaves errno as it found it.
+    }
+    return child;
 }
 
 ssize_t write(int fd, const void *data, size_t size)
