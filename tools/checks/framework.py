@@ -117,8 +117,10 @@ class Context:
         with `required`, a server without --sleep fails the check.
 
         Not 0 by default: step e's server dies when a child exits while it waits in accept(), and
-        with --sleep 0 whether the parent is back in accept() by then is a race; 0.2 s makes its
-        death certain, so that a check's result does not depend on luck."""
+        with --sleep 0 whether the parent is back in accept() by then is a race that the child
+        often wins; 0.2 s gives the parent the time on any machine that is not overloaded. The
+        checks whose verdict depends on it (eintr, survives) see the parent in accept() in /proc
+        before the child exits, and try again when it was not."""
         if required:
             expect(self.takes_sleep(), f"the server takes --sleep SECONDS (step {self.step.letter} sleeps)",
                    f"{Path(self.program).name} --help lists no --sleep",
