@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import struct
+import subprocess
 import time
 
 import harness
@@ -110,16 +111,38 @@ def test_a_child_killed_mid_request_does_not_disturb_the_server(server):
         assert server.out.wait_for(rf"^Child {child.pid} terminated with status 9$", 5)
 
 
-# 10,000 connections take about 1 s here (4 s built with the sanitizers): a bound that only a broken server
-# waits out, far below CTest's.
-TEN_THOUSAND_BOUND = 30.0
+# 10,000 connections take about 1 s here, 4 s built with the sanitizers, and many times that when the
+# sanitizers' suite runs beside them: what is checked is that the server keeps serving, not how fast.
+# client3 may take as long as the server goes on answering (its output grows); the test fails when
+# nothing was answered for STALLED seconds, or at LIMIT, both far below CTest's 180 s.
+STALLED = 10.0
+LIMIT = 120.0
 
 
-def test_ten_thousand_connections_from_client3(server):
-    result = harness.client3(server.port, max_clients=50, max_conns=200, timeout=TEN_THOUSAND_BOUND)
-    assert result.returncode is not None, (
-        f"client3 did not make 10,000 connections within {TEN_THOUSAND_BOUND:.0f} s: the server stops accepting, "
-        f"or its children do not answer; client3's last lines: {result.stdout[-300:]!r}")
+def test_ten_thousand_connections_from_client3(server, tmp_path):
+    out, err = tmp_path / "client3.out", tmp_path / "client3.err"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        client = subprocess.Popen([str(harness.binary("client3")), "--host", "localhost", "--port",
+                                   str(server.port), "--max-clients", "50", "--max-conns", "200"],
+                                  stdout=stdout, stderr=stderr, process_group=0)
+    try:
+        started = last_growth = time.monotonic()
+        served = len(server.out.text())
+        while client.poll() is None:
+            time.sleep(0.5)
+            now, grown = time.monotonic(), len(server.out.text())
+            if grown != served:
+                served, last_growth = grown, now
+            assert now - last_growth < STALLED, (
+                f"the server answered nothing for {STALLED:.0f} s while client3 was connecting: it stops "
+                f"accepting, or its children do not answer; its last lines: {server.out.text()[-300:]!r}")
+            assert now - started < LIMIT, f"client3 still running after {LIMIT:.0f} s, the server still answering"
+    finally:
+        if client.poll() is None:
+            os.killpg(client.pid, signal.SIGKILL)
+        client.wait()
+    result = harness.Result(client.args, client.returncode, out.read_text(), err.read_text(),
+                            time.monotonic() - started)
     assert result.returncode == 0, result.stdout[-300:] + result.stderr
     assert result.stdout.splitlines()[-1] == "client3: 10000 of 10000 connections made, 0 failed"
     # The children have answered, and exit at once: their reports follow within a second or
