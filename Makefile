@@ -73,11 +73,13 @@ test: deps
 	$(MAKE) all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# The tour needs the servers and client3 only. It builds them quietly: one
-# line, and the build's own output (without its progress lines) only when it
-# fails. Two tours started together take turns to build (flock on the build
-# folder), rather than writing the same files at once.
-TOUR_PROGRAMS := $(foreach step,$(STEPS),webserver3$(word 2,$(subst _, ,$(step)))) client3
+# The tour needs what each step folder's target builds (its server, client3,
+# and the programs of its lesson: step h's webserver3g_logging) and nothing
+# else. It builds them quietly: one line, and the build's own output (without
+# its progress lines) only when it fails. Two tours started together take
+# turns to build (flock on the build folder), rather than writing the same
+# files at once.
+TOUR_PROGRAMS := $(STEPS)
 
 tour:
 	@$(INSTALL) tour
