@@ -20,8 +20,9 @@ target="${1:-test}"
 # chromium, chromium-driver, python3-selenium: the room's page, tested in a real
 # (headless) browser that needs nothing downloaded.
 # iproute2 (ss): the checks read a listener's backlog; strace: the checks see a default sleep, the
-# tour shows what the kernel saw; chromium, its driver and selenium: the room's browser test.
-packages="cmake g++ make libgtest-dev python3 python3-pytest curl procps util-linux iproute2 strace chromium chromium-driver python3-selenium"
+# tour shows what the kernel saw; chromium, its driver and selenium: the room's browser test; git:
+# the house and docs tests read the repository as git sees it (what is tracked, what is ignored).
+packages="cmake g++ make libgtest-dev python3 python3-pytest curl procps util-linux iproute2 strace chromium chromium-driver python3-selenium git"
 optional=""
 case "$target" in
     build) packages="cmake g++ make" ;;
