@@ -692,7 +692,7 @@ def _restart_hint(ctx: Context, server: harness.Server) -> str:
 def dies_with_eintr(ctx: Context) -> None:
     pause = 0.5
     with ctx.server(*ctx.sleep_args(pause)) as server:
-        data, closed, _ = _exit_during_accept(server)
+        data, closed, _ = _exit_while_waiting(server)
         expect(data in ANSWERS and closed, "the client answered, and the connection closed",
                quote(data) + ("" if closed else " (the connection left open)"))
         # One bound for the child's line, its report and the server's death: on step e's server they
@@ -845,7 +845,7 @@ def _waiting(pid: int) -> bool:
     return before is not None and before == after and before[0] == "S"
 
 
-def _exit_during_accept(server: harness.Server) -> tuple[bytes, bool, bool]:
+def _exit_while_waiting(server: harness.Server) -> tuple[bytes, bool, bool]:
     """One request whose child exits while the parent waits for the next connection: the request is
     sent only once the child lives (waiting for it in recv()) and the parent is seen blocked, so the
     child's SIGCHLD surely interrupts accept() (or poll()), on a busy machine too. Returns the answer,
@@ -874,7 +874,7 @@ DROPPED_HINT = ("The connection was accepted and never served: does the loop tes
 
 def survives_child_exit(ctx: Context) -> None:
     with ctx.server(*ctx.sleep_args(0.5)) as server:
-        data, closed, _ = _exit_during_accept(server)
+        data, closed, _ = _exit_while_waiting(server)
         expect(data in ANSWERS and closed, "the client answered, and the connection closed",
                quote(data) + ("" if closed else " (the connection left open)"))
         reported = server.out.wait_for(r"^Child \d+ terminated with status 0$", MUST)
