@@ -12,6 +12,7 @@ otherwise keep the port and the output pipes open (and stay a zombie).
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import random
@@ -45,6 +46,28 @@ def binary(name: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path} is not built yet: run 'make' first")
     return path
+
+
+_git_dir: Path | None = None
+
+
+def git(*args: str) -> subprocess.CompletedProcess:
+    """Runs git on the project's files, as git sees them: in a checkout, its own
+    repository; in a copy without .git (a downloaded archive, a container's copy),
+    a throwaway repository whose index holds every file that .gitignore does not
+    exclude, so that `ls-files`, `grep` and `check-ignore` answer as they would
+    in a clone of it."""
+    global _git_dir
+    env = None
+    if not (REPO / ".git").exists():
+        if _git_dir is None:
+            _git_dir = Path(tempfile.mkdtemp(prefix="workshop-git-"))
+            atexit.register(shutil.rmtree, _git_dir, True)
+            for argv in (["git", "init", "-q"], ["git", "add", "-A"]):
+                subprocess.run(argv, cwd=REPO, check=True, timeout=60, capture_output=True,
+                               env=dict(os.environ, GIT_DIR=str(_git_dir), GIT_WORK_TREE=str(REPO)))
+        env = dict(os.environ, GIT_DIR=str(_git_dir), GIT_WORK_TREE=str(REPO))
+    return subprocess.run(["git", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
 
 
 PT_INTERP = 3  # The ELF program header that names the dynamic loader.

@@ -4,7 +4,6 @@ type names things that exist."""
 
 import pathlib
 import re
-import subprocess
 
 import harness
 import steps
@@ -79,16 +78,13 @@ def test_every_make_target_a_page_names_exists():
 def test_tools_named_in_the_pages_exist():
     for page in PAGES:
         for name in re.findall(r"`((?:tools|tests|bench|docs)/[\w./-]+)`", (harness.REPO / page).read_text()):
-            if (harness.REPO / name.rstrip("/")).exists() or subprocess.run(
-                    ["git", "ls-files", name], cwd=harness.REPO, capture_output=True, text=True).stdout:
+            if (harness.REPO / name.rstrip("/")).exists() or harness.git("ls-files", name).stdout:
                 continue
             # A git-ignored name is an output (bench/results/...): some program
             # of the project must write it, under that file name.
-            ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", name],
-                                     cwd=harness.REPO).returncode == 0
-            writers = subprocess.run(
-                ["git", "grep", "-l", "-F", pathlib.PurePath(name).name, "--", "*.py", "*.sh", "Makefile"],
-                cwd=harness.REPO, capture_output=True, text=True).stdout
+            ignored = harness.git("check-ignore", "-q", "--no-index", name).returncode == 0
+            writers = harness.git("grep", "-l", "-F", pathlib.PurePath(name).name,
+                                  "--", "*.py", "*.sh", "Makefile").stdout
             assert ignored and writers, (
                 f"{page} names {name}, which does not exist"
                 + (" (it is git-ignored, but no program of the project names the file it would write)" if ignored else ""))

@@ -11,7 +11,6 @@ DIFFERENCES below, each named, with the steps that have it."""
 
 import difflib
 import re
-import subprocess
 from dataclasses import dataclass
 
 import harness
@@ -40,8 +39,9 @@ def test_the_list_of_steps_is_written_only_in_tools_steps_py():
     letters = steps.LETTERS
     written = [letters, " ".join(letters), ", ".join(letters), f"[{letters[0]}-{letters[-1]}]",
                f"step_{letters[0]}_iterative step_{letters[1]}"]
-    files = subprocess.run(["git", "ls-files", "*.py", "*.sh", "*.txt", "*.cmake", "Makefile", "*.json"],
-                           cwd=harness.REPO, capture_output=True, text=True, check=True).stdout.split()
+    listed = harness.git("ls-files", "*.py", "*.sh", "*.txt", "*.cmake", "Makefile", "*.json")
+    assert listed.returncode == 0, f"git ls-files: {listed.stderr}"
+    files = listed.stdout.split()
     found = []
     for name in files:
         if name in ("tools/steps.py", "tests/check-matrix.txt"):

@@ -134,7 +134,7 @@ def strace_evidence(text: str, step: str) -> str:
 def ps_tables(text: str) -> list[list[tuple[int, int]]]:
     """Each `ps -o pid,ppid,stat,cmd` the text shows: its rows' PID and PPID."""
     tables = []
-    for table in re.findall(r"^\$ ps -o pid,ppid,stat,cmd .*\n {4}PID  PPID STAT CMD\n((?: +\d+ +\d+ .*\n)*)",
+    for table in re.findall(r"^\$ ps -o pid,ppid,stat,cmd .*\n +PID +PPID STAT CMD\n((?: +\d+ +\d+ .*\n)*)",
                             text, re.M):
         tables.append([(int(pid), int(ppid)) for pid, ppid in re.findall(r"^ +(\d+) +(\d+) ", table, re.M)])
     return tables
