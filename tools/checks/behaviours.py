@@ -692,7 +692,7 @@ def _restart_hint(ctx: Context, server: harness.Server) -> str:
 def dies_with_eintr(ctx: Context) -> None:
     pause = 0.5
     with ctx.server(*ctx.sleep_args(pause)) as server:
-        data, closed, _ = _exit_while_waiting(server)
+        data, closed, sent = _exit_while_waiting(server)
         expect(data in ANSWERS and closed, "the client answered, and the connection closed",
                quote(data) + ("" if closed else " (the connection left open)"))
         # One bound for the child's line, its report and the server's death: on step e's server they
@@ -705,12 +705,14 @@ def dies_with_eintr(ctx: Context) -> None:
         # sleeps; one that does not exits within milliseconds): the sleep is what gives the parent
         # the time to be back in accept() when the child exits.
         if reported and ctx.takes_sleep():
-            # From the child's line (printed as the request arrives) to its report (after it exited), as
-            # the lines arrived: the child's own lifetime, whatever else the machine was doing.
-            after = (server.out.arrival(rf"^Child {child.group(1)} terminated")
-                     - server.out.arrival(rf"^Child PID: {child.group(1)}\."))
+            # From the request's sending to the child's report (after it exited), as the report arrived:
+            # a child that sleeps after answering cannot exit sooner than the sleep after the request,
+            # and a late reader only makes this longer. (From the child's own line to its report, a
+            # reader that was late for the first line and on time for the second made it shorter:
+            # 0.39 s for a 0.5 s sleep, under load.)
+            after = server.out.arrival(rf"^Child {child.group(1)} terminated") - sent
             expect(after >= 0.8 * pause, f"the child sleeps --sleep {pause:g} s after answering, then exits",
-                   f"the child's exit reported {after:.2f} s after its first line",
+                   f"the child's exit reported {after:.2f} s after the request was sent",
                    "After answering, the child sleeps --sleep seconds (fractions allowed) before it closes the "
                    "connection and exits, so that the parent is surely back in accept() when the child exits.")
         status = server.wait_exit(max(0.2, deadline - time.monotonic()))
@@ -845,12 +847,12 @@ def _waiting(pid: int) -> bool:
     return before is not None and before == after and before[0] == "S"
 
 
-def _exit_while_waiting(server: harness.Server) -> tuple[bytes, bool, bool]:
+def _exit_while_waiting(server: harness.Server) -> tuple[bytes, bool, float]:
     """One request whose child exits while the parent waits for the next connection: the request is
     sent only once the child lives (waiting for it in recv()) and the parent is seen blocked, so the
     child's SIGCHLD surely interrupts accept() (or poll()), on a busy machine too. Returns the answer,
-    whether the connection was then closed, and whether the parent was seen blocked (a server that
-    forks no child, or is never seen blocked, gets its request anyway)."""
+    whether the connection was then closed, and when (time.monotonic()) the request was sent (a
+    server that forks no child, or is never seen blocked, gets its request anyway)."""
     with harness.connect(server.port, timeout=MUST) as sock:
         seen = False
         child_by = time.monotonic() + 3.0  # A fork takes milliseconds: a short wait for one.
@@ -862,9 +864,10 @@ def _exit_while_waiting(server: harness.Server) -> tuple[bytes, bool, bool]:
                 break
             else:
                 time.sleep(0.01)
+        sent = time.monotonic()
         sock.sendall(harness.REQUEST)
         data, closed = harness.receive(sock, MUST)
-    return data, closed, seen
+    return data, closed, sent
 
 
 DROPPED_HINT = ("The connection was accepted and never served: does the loop test errno after a successful "
