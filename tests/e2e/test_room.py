@@ -398,6 +398,12 @@ def joined_to(tmp_path):
     """joined_to(port): a checkout whose join file names a room at 127.0.0.1:port."""
 
     def _joined(host_port: str) -> Path:
+        # An earlier test's verdict may still be on its way (its thread outlives send_verdict by up
+        # to its deadline, longer on a busy machine), and this test's would then be refused for it.
+        earlier = room_client._in_flight
+        if earlier is not None:
+            earlier.join(5)
+            assert not earlier.is_alive(), "a verdict's thread still runs 5 s after its half second: no deadline?"
         folder = tmp_path / f"joined-{host_port.replace(':', '-')}"
         folder.mkdir()
         (folder / room_client.JOIN_FILE).write_text(json.dumps(
