@@ -11,14 +11,16 @@
                           and the participants' join line at the top
     GET  /CODE/state.json the same state, names shown, and the join line
     GET  /CODE/check      what `make join` asks: is this the room, and is the code right?
-    POST /CODE/verdict    one step's verdict from a participant's `make check`
+    POST /CODE/verdict    one step's verdict from a participant's `make check`, or a
+                          list of one participant's verdicts, each step once (`make progress`)
 
 The participants' side is tools/room_client.py. A verdict is only a verdict:
 name, step, passed, checks [passed, total], the first failing check's name and
 the number of hints shown; the room stamps it with its own clock. Anything else
-is refused (403 without the code, 413 over 4 KB, 400 for the rest), and nothing
-refused is stored. A participant sending more than a few verdicts a second is
-slowed (202: the latest verdict of each step is stored when their turn comes).
+is refused (403 without the code, 413 over 4 KB a verdict, 400 for the rest),
+and nothing refused is stored: a list with one bad verdict is refused whole.
+A participant sending more than a few verdicts a second is slowed (202: the
+latest verdict of each step is stored when their turn comes).
 The state (the code included) is written to the state file, atomically, before
 a verdict is answered 200, so that a room killed and started again has lost nothing.
 """
@@ -35,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -44,7 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 PAGE = Path(__file__).resolve().parent / "room"
 STATIC = {"/room.js": "text/javascript; charset=utf-8", "/room.css": "text/css; charset=utf-8"}
 
-MAX_BODY = 4096          # bytes of one verdict's JSON; more is refused with 413
+MAX_BODY = 4096          # bytes of one verdict's JSON (a list: this per verdict); more is refused with 413
 MAX_NAME = 32            # characters of a participant's name
 MAX_FAILING = 120        # characters of a check's name
 MAX_PARTICIPANTS = 300   # a room that fills up refuses new names, not its memory
@@ -102,14 +104,40 @@ def whole(value, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
-def parse_verdict(body: bytes, known_steps: list[str]) -> dict:
-    """The verdict in a request's body, or Refused(400) saying what is wrong."""
+def parse_verdicts(body: bytes, known_steps: list[str]) -> list[dict]:
+    """The verdicts in a request's body (one verdict, or a list of one
+    participant's verdicts, each step at most once), or Refused(400) saying
+    what is wrong: one bad verdict refuses the whole list."""
     try:
-        verdict = json.loads(body.decode("utf-8"))
+        value = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
         raise Refused(400, f"the body is not JSON: {error}") from None
+    if isinstance(value, dict):
+        if len(body) > MAX_BODY:
+            raise Refused(413, f"a verdict is at most {MAX_BODY} bytes")
+        return [checked_verdict(value, known_steps)]
+    if not isinstance(value, list) or not 1 <= len(value) <= len(known_steps):
+        raise Refused(400, "the body is a verdict (a JSON object), or a list of 1 to "
+                      f"{len(known_steps)} verdicts")
+    if len(body) > MAX_BODY * len(value):
+        raise Refused(413, f"a verdict is at most {MAX_BODY} bytes")
+    verdicts = []
+    for number, verdict in enumerate(value, 1):
+        try:
+            verdicts.append(checked_verdict(verdict, known_steps))
+        except Refused as refusal:
+            raise Refused(refusal.status, f"verdict {number} of the list: {refusal.reason}") from None
+    if len({verdict["name"] for verdict in verdicts}) > 1:
+        raise Refused(400, "a list holds one participant's verdicts (one name)")
+    if len({verdict["step"] for verdict in verdicts}) < len(verdicts):
+        raise Refused(400, "a list holds each step's verdict once")
+    return verdicts
+
+
+def checked_verdict(verdict, known_steps: list[str]) -> dict:
+    """The verdict, or Refused(400) saying what is wrong with it."""
     if not isinstance(verdict, dict):
-        raise Refused(400, "the body is not a JSON object")
+        raise Refused(400, "a verdict is a JSON object")
     if set(verdict) != VERDICT_FIELDS:
         extra, missing = set(verdict) - VERDICT_FIELDS, VERDICT_FIELDS - set(verdict)
         raise Refused(400, "a verdict has exactly the fields " + ", ".join(sorted(VERDICT_FIELDS))
@@ -236,33 +264,51 @@ class Room:
         """Store one verdict (already checked) in the file, then in memory;
         returns the stored step. A verdict the file did not take is not stored.
         held=True: `verdict` was held; store it only if it is still the latest."""
+        return self.add_all([verdict], held)[0]
+
+    def add_all(self, verdicts: list[dict], held: bool = False) -> list[dict | None]:
+        """add() for several verdicts of one participant, written to the file
+        once (make progress sends every step at once): each one's stored step,
+        or None for a held one that a newer verdict of its step replaced."""
         moment = iso(now())
         with self.lock:
-            name, step = verdict["name"], verdict["step"]
-            if held and self.held.get((name, step)) is not verdict:
-                return None  # A newer verdict of that step came since.
-            participant = self.participants.get(name)
-            if participant is None:
-                if len(self.participants) >= MAX_PARTICIPANTS:
-                    raise Refused(403, f"the room is full ({MAX_PARTICIPANTS} participants)")
-                participant = {"n": len(self.participants) + 1, "steps": {}}
-            old = participant["steps"].get(step)
-            new = {key: verdict[key] for key in ("passed", "checks", "failing", "hints")}
-            same = old is not None and all(old[key] == new[key] for key in new)
-            still_failing = (old is not None and not old["passed"] and not new["passed"]
-                             and old["failing"] == new["failing"])
-            new["at"] = moment
-            # To the microsecond: make progress sends every step within a second,
-            # and the participant's current step is the one that changed last.
-            new["changed"] = old["changed"] if same else now().isoformat(timespec="microseconds")
-            new["since"] = None if new["passed"] else (old["since"] if still_failing else moment)
-            participants = {**self.participants,
-                            name: {"n": participant["n"], "steps": {**participant["steps"], step: new}}}
-            self.save(participants)
-            self.participants = participants
-            self.held.pop((name, step), None)  # Older than this one.
-            self.version += 1
-            return new
+            participants, result, last = self.participants, [], None
+            for verdict in verdicts:
+                name, step = verdict["name"], verdict["step"]
+                if held and self.held.get((name, step)) is not verdict:
+                    result.append(None)  # A newer verdict of that step came since.
+                    continue
+                participant = participants.get(name)
+                if participant is None:
+                    if len(participants) >= MAX_PARTICIPANTS:
+                        raise Refused(403, f"the room is full ({MAX_PARTICIPANTS} participants)")
+                    participant = {"n": len(participants) + 1, "steps": {}}
+                old = participant["steps"].get(step)
+                new = {key: verdict[key] for key in ("passed", "checks", "failing", "hints")}
+                same = old is not None and all(old[key] == new[key] for key in new)
+                still_failing = (old is not None and not old["passed"] and not new["passed"]
+                                 and old["failing"] == new["failing"])
+                new["at"] = moment
+                # To the microsecond, and later for each in the list: the
+                # participant's current step is the one that changed last.
+                if same:
+                    new["changed"] = old["changed"]
+                else:
+                    changed = now()
+                    last = changed if last is None or changed > last else last + timedelta(microseconds=1)
+                    new["changed"] = last.isoformat(timespec="microseconds")
+                new["since"] = None if new["passed"] else (old["since"] if still_failing else moment)
+                participants = {**participants,
+                                name: {"n": participant["n"], "steps": {**participant["steps"], step: new}}}
+                result.append(new)
+            if any(result):
+                self.save(participants)
+                self.participants = participants
+                self.version += 1
+            for verdict, new in zip(verdicts, result):
+                if new is not None:
+                    self.held.pop((verdict["name"], verdict["step"]), None)  # Older than this one.
+            return result
 
     def hold(self, verdict: dict) -> None:
         with self.lock:
@@ -442,8 +488,9 @@ class Handler(BaseHTTPRequestHandler):
             self.refuse(refusal)
 
     def take_verdict(self) -> None:
-        """Refused(...) unless the request is a verdict the room takes; the
-        checks in the order the contract lists them, the cheap ones first."""
+        """Refused(...) unless the request is a verdict (or a list of them) the
+        room takes; the checks in the order the contract lists them, the cheap
+        ones first."""
         right, rest = self.coded(urlsplit(self.path).path)
         if not right or rest != "verdict":
             self.close_connection = True  # Its body, if any, is not read.
@@ -452,15 +499,16 @@ class Handler(BaseHTTPRequestHandler):
         if not length.isascii() or not length.isdigit():
             self.close_connection = True
             raise Refused(411, "a verdict comes with its Content-Length")
-        if int(length) > MAX_BODY:
+        limit = MAX_BODY * len(self.room.steps)  # A list of every step's verdict; one alone: MAX_BODY.
+        if int(length) > limit:
             self.close_connection = True
-            if int(length) <= 16 * MAX_BODY:
+            if int(length) <= 4 * limit:
                 # Read what came, so that closing the connection does not reset it
                 # (and the answer with it) before the client reads the answer.
                 self.rfile.read(int(length))
             raise Refused(413, f"a verdict is at most {MAX_BODY} bytes")
-        verdict = parse_verdict(self.rfile.read(int(length)), self.room.steps)
-        name = verdict["name"]
+        verdicts = parse_verdicts(self.rfile.read(int(length)), self.room.steps)
+        name = verdicts[0]["name"]  # A list's verdicts are all one participant's.
         if not self.room.knows(name):
             if not self.room.admits(name):
                 raise Refused(403, f"the room is full ({MAX_PARTICIPANTS} participants)")
@@ -468,18 +516,30 @@ class Handler(BaseHTTPRequestHandler):
             if wait:
                 raise Refused(429, f"too many new names from this address: try again in {wait:.1f} s",
                               retry_after=round(wait + 0.05, 2))
-        wait = self.limits.wait("participant", name, BURST, RATE)
-        if wait:
-            # More than a few a second: slowed. The latest verdict of this step
-            # waits its turn (release(), a few times a second); older ones are dropped.
-            self.room.hold(verdict)
-            return self.send_json(202, {"stored": False, "held": round(wait, 2)})
+        at_once, held = [], 0.0
+        for verdict in verdicts:
+            wait = self.limits.wait("participant", name, BURST, RATE)
+            if wait:
+                # More than a few a second: slowed. The latest verdict of this step
+                # waits its turn (release(), a few times a second); older ones are dropped.
+                self.room.hold(verdict)
+                held = max(held, wait)
+            else:
+                at_once.append(verdict)
         try:
-            stored = self.room.add(verdict)
+            stored = self.room.add_all(at_once) if at_once else []
         except OSError as error:  # Not in the file, so not stored at all.
             raise Refused(500, f"the room could not write its state file: {error.strerror or error}") from None
-        self.report(verdict, stored)
-        self.send_json(200, {"stored": True})
+        for verdict, step in zip(at_once, stored):
+            self.report(verdict, step)
+        if len(verdicts) == 1:
+            if held:
+                return self.send_json(202, {"stored": False, "held": round(held, 2)})
+            return self.send_json(200, {"stored": True})
+        answer = {"stored": len(at_once), "held": len(verdicts) - len(at_once)}
+        if held:
+            answer["retry_after"] = round(held, 2)
+        self.send_json(202 if held else 200, answer)
 
     @classmethod
     def report(cls, verdict: dict, stored: dict) -> None:

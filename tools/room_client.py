@@ -78,7 +78,7 @@ def send_verdict(step: str, passed: bool, checks: tuple[int, int], failing: str 
 
 def send_verdicts(verdicts: list[Verdict], checkout: Path | None = None) -> str | None:
     """Several steps' verdicts (make progress), each a tuple of
-    send_verdict's first five arguments, one after another within the same
+    send_verdict's first five arguments, in one request within the same
     half second; at most one note, as send_verdict."""
     global _in_flight
     started = time.monotonic()
@@ -88,22 +88,26 @@ def send_verdicts(verdicts: list[Verdict], checkout: Path | None = None) -> str 
             return None
         if _in_flight is not None and _in_flight.is_alive():
             return "room: not sent: the previous verdict is still on its way (the room is slow to answer)"
-        bodies = [json.dumps({"name": room["name"], "step": str(step), "passed": bool(passed),
-                              "checks": [int(checks[0]), int(checks[1])],
-                              "failing": None if failing is None else printable(failing, MAX_FAILING),
-                              "hints": int(hints)}).encode()
-                  for step, passed, checks, failing, hints in verdicts]
+        sent = [{"name": room["name"], "step": str(step), "passed": bool(passed),
+                 "checks": [int(checks[0]), int(checks[1])],
+                 "failing": None if failing is None else printable(failing, MAX_FAILING),
+                 "hints": int(hints)}
+                for step, passed, checks, failing, hints in verdicts]
+        # Several go as one list in one request: the room stores them with one
+        # write of its file, and a busy room answers one request sooner than ten.
+        body = json.dumps(sent[0] if len(sent) == 1 else sent).encode()
         outcome: list[str | None] = []
         # A tenth of a second to spare: on a busy machine, this thread may wait
         # that long to run again once the deadline has passed.
         deadline = started + BUDGET - 0.1
-        _in_flight = threading.Thread(target=_post, args=(room["room"], bodies, deadline, outcome), daemon=True)
+        what = "this verdict" if len(sent) == 1 else "these verdicts"
+        _in_flight = threading.Thread(target=_post, args=(room["room"], body, what, deadline, outcome),
+                                      daemon=True)
         _in_flight.start()
         _in_flight.join(max(0.0, deadline - time.monotonic()))
         if not outcome:
             return (f"room: {_address(room['room'])} did not answer within {BUDGET} s; "
-                    + ("this verdict" if len(bodies) == 1 else "these verdicts")
-                    + " may be missing from the room (your check is unchanged)")
+                    + f"{what} may be missing from the room (your check is unchanged)")
         return outcome[0]
     except Exception as error:  # noqa: BLE001 (a check must never fail because of the room)
         return f"room: not sent ({printable(error, 100)}); make join again, or make leave"
@@ -115,39 +119,38 @@ def _address(url: str) -> str:
     return f"http://{match['host']}" + (f":{match['port']}" if match["port"] else "") if match else "the room"
 
 
-def _post(url: str, bodies: list[bytes], deadline: float, outcome: list) -> None:
-    """POST each verdict in turn; put the note for the participant (or None) in outcome."""
+def _post(url: str, body: bytes, what: str, deadline: float, outcome: list) -> None:
+    """POST the verdict (or the list of them, `what` says which); put the note
+    for the participant (or None) in outcome."""
     match = ROOM_URL.fullmatch(url)
     host, port = match["host"].strip("[]"), int(match["port"] or 80)
-    for body in bodies:
+    try:
+        connection = http.client.HTTPConnection(host, port, timeout=max(0.01, deadline - time.monotonic()))
         try:
-            connection = http.client.HTTPConnection(host, port, timeout=max(0.01, deadline - time.monotonic()))
-            try:
-                connection.request("POST", f"/{match['code']}/verdict", body,
-                                   {"Content-Type": "application/json", "Connection": "close"})
-                answer = connection.getresponse()
-                status, text = answer.status, answer.read(4096)
-            finally:
-                connection.close()
-        except (OSError, http.client.HTTPException) as error:
-            why = "no answer in time" if isinstance(error, TimeoutError) else \
-                printable(getattr(error, "strerror", None) or error, 60)
-            outcome.append(f"room: not sent: {_address(url)} does not answer ({why}); your check is unchanged")
-            return
-        if status in (200, 202):  # 202: more than a few a second; the room stores it in a moment.
-            continue
-        try:
-            reason = json.loads(text)
-        except ValueError:
-            reason = {}
-        error = printable(reason.get("error", ""), 100) if isinstance(reason, dict) else ""
-        if status == 403 and "full" not in error:
-            outcome.append(f"room: {_address(url)} refused the code (a new room?): make join again "
-                           "with the line on the instructor's screen")
-        else:
-            outcome.append(f"room: the room did not take this verdict ({status}: {error})")
+            connection.request("POST", f"/{match['code']}/verdict", body,
+                               {"Content-Type": "application/json", "Connection": "close"})
+            answer = connection.getresponse()
+            status, text = answer.status, answer.read(4096)
+        finally:
+            connection.close()
+    except (OSError, http.client.HTTPException) as error:
+        why = "no answer in time" if isinstance(error, TimeoutError) else \
+            printable(getattr(error, "strerror", None) or error, 60)
+        outcome.append(f"room: not sent: {_address(url)} does not answer ({why}); your check is unchanged")
         return
-    outcome.append(None)
+    if status in (200, 202):  # 202: more than a few a second; the room stores them in a moment.
+        outcome.append(None)
+        return
+    try:
+        reason = json.loads(text)
+    except ValueError:
+        reason = {}
+    error = printable(reason.get("error", ""), 100) if isinstance(reason, dict) else ""
+    if status == 403 and "full" not in error:
+        outcome.append(f"room: {_address(url)} refused the code (a new room?): make join again "
+                       "with the line on the instructor's screen")
+    else:
+        outcome.append(f"room: the room did not take {what} ({status}: {error})")
 
 
 # ---------------------------------------------------------------------------

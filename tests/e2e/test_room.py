@@ -187,6 +187,8 @@ def test_every_step_at_once_as_make_progress_sends_them(rooms, tmp_path, joined_
     assert {step: verdict["passed"] for step, verdict in shown["steps"].items()} == \
         {step: step != steps[-1] for step in steps}
     assert shown["current"] == steps[-1], "the participant's current step is the last one sent"
+    for step in steps:
+        assert room.output.wait_for(rf"ada +step {step} ", timeout=5), f"step {step}'s line is not on the terminal"
     # A room that never answers costs half a second for all of them, not each.
     with socket.socket() as deaf:
         deaf.bind(("127.0.0.1", 0))
@@ -237,7 +239,13 @@ REFUSED = [
     ("over 4 KB", None, json.dumps(verdict()).encode() + b" " * 4097, 413),
     ("malformed JSON", None, b'{"name": "ada", "step": "c",', 400),
     ("not UTF-8", None, b'{"name": "\xff"}', 400),
-    ("a list, not an object", None, b"[1, 2]", 400),
+    ("a list of numbers, not verdicts", None, b"[1, 2]", 400),
+    ("an empty list", None, [], 400),
+    ("a list with one bad verdict among good ones", None, [verdict(step="a"), verdict(step="z")], 400),
+    ("a list of two participants' verdicts", None, [verdict(step="a"), verdict(name="grace", step="b")], 400),
+    ("a list with a step twice", None, [verdict(step="a"), verdict(step="a", checks=(4, 7))], 400),
+    ("a list of more verdicts than steps", None, [verdict(step="a")] * (len(room_server.steps()) + 1), 400),
+    ("a list over 4 KB a verdict", None, json.dumps([verdict(step="a")]).encode() + b" " * 4097, 413),
     ("an unknown step", None, verdict(step="z"), 400),
     ("a step letter in upper case", None, verdict(step="C"), 400),
     ("an empty name", None, verdict(name=""), 400),
@@ -325,6 +333,12 @@ def test_a_participant_sending_too_fast_is_slowed_not_the_room(rooms, tmp_path):
     stored = len(room.output.matches(r"loop +step c"))
     allowed = room_server.BURST + room_server.RATE * seconds + 1
     assert stored <= allowed, f"{stored} of 40 verdicts stored in {seconds:.1f} s: not slowed (at most {allowed:.0f})"
+    # A list, right after the loop: each of its verdicts counts; the ones over
+    # the rate are held, and stored in their turn.
+    status, answer = room.post([verdict(name="loop", step=step, checks=(2, 5)) for step in "efghi"])
+    assert status == 202 and answer["body"]["held"] >= 1, f"a list after 40 verdicts: {status} {answer['body']}"
+    for step in "efghi":
+        wait_for_verdict(room, "loop", step, [2, 5])
 
     # Meanwhile, everyone else is answered at once, on the same machine too.
     stop = threading.Event()
@@ -359,6 +373,22 @@ def test_a_participant_sending_too_fast_is_slowed_not_the_room(rooms, tmp_path):
         assert time.monotonic() - started < 0.5, "send_verdict took over half a second"
         assert note is None, f"verdict {i}: {note}"
     wait_for_verdict(room, "grace", "d", [23 % 6, 6])
+
+
+def test_a_list_is_stored_in_its_order_with_one_write(tmp_path, monkeypatch):
+    """In-process: make progress's list is one write of the state file, and
+    the participant's current step is the list's last even when the clock
+    gives every verdict the same microsecond (a fast machine, or a coarse clock)."""
+    room = room_server.Room(tmp_path / "state.json", ["a", "b", "c"])
+    writes = []
+    monkeypatch.setattr(room, "save", lambda participants: writes.append(participants))
+    moment = room_server.now()
+    monkeypatch.setattr(room_server, "now", lambda: moment)
+    stored = room.add_all([verdict(step="c"), verdict(step="b", passed=True, checks=(3, 3), failing=None),
+                           verdict(step="a", checks=(1, 2), failing="answers")])
+    assert all(stored) and len(writes) == 1, f"{len(writes)} writes of the state file for one list"
+    assert room.view(names=True)["participants"][0]["current"] == "a", \
+        "the current step is not the list's last: each verdict's 'changed' must come after the one before"
 
 
 def test_a_held_verdict_never_overwrites_a_newer_one(tmp_path):
@@ -487,11 +517,13 @@ def test_no_room_joined_sends_nothing_and_says_nothing(tmp_path):
 
 def test_only_the_verdict_is_sent(tmp_path):
     """What goes over the wire is the verdict's fields and the name: nothing
-    of the participant's code, paths or environment."""
+    of the participant's code, paths or environment. Several verdicts (make
+    progress) go as one list in one request."""
     received = []
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
+        listener.listen(2)
+        listener.settimeout(5)
         folder = tmp_path / "checkout"
         folder.mkdir()
         (folder / room_client.JOIN_FILE).write_text(json.dumps(
@@ -512,17 +544,29 @@ def test_only_the_verdict_is_sent(tmp_path):
                 received.append((head, body))
                 connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
 
-        server = threading.Thread(target=answer)
-        server.start()
-        note = send(folder, "e", False, (2, 8), "eintr", hints=3)
-        server.join(5)
-    assert note is None
+        for sending in (lambda: send(folder, "e", False, (2, 8), "eintr", hints=3),
+                        lambda: room_client.send_verdicts([("a", True, (3, 3), None, 0),
+                                                           ("b", False, (1, 4), "waits", 1)], checkout=folder)):
+            server = threading.Thread(target=answer)
+            server.start()
+            note = sending()
+            server.join(5)
+            assert note is None and not server.is_alive()
+        # Nothing more came: the list was one request.
+        listener.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    assert len(received) == 2, received
     head, body = received[0]
     assert json.loads(body) == {"name": "ada", "step": "e", "passed": False, "checks": [2, 8],
                                 "failing": "eintr", "hints": 3}
-    assert head.startswith(b"POST /abcdefghijklmnopqrstuv/verdict HTTP/1.1\r\n")
-    for secret in (str(folder).encode(), os.environ.get("HOME", "/nonexistent").encode(), b"User-Agent: Mozilla"):
-        assert secret not in head + body
+    assert json.loads(received[1][1]) == [
+        {"name": "ada", "step": "a", "passed": True, "checks": [3, 3], "failing": None, "hints": 0},
+        {"name": "ada", "step": "b", "passed": False, "checks": [1, 4], "failing": "waits", "hints": 1}]
+    for head, body in received:
+        assert head.startswith(b"POST /abcdefghijklmnopqrstuv/verdict HTTP/1.1\r\n")
+        for secret in (str(folder).encode(), os.environ.get("HOME", "/nonexistent").encode(), b"User-Agent: Mozilla"):
+            assert secret not in head + body
 
 
 def make_in(folder: Path, *args: str) -> harness.Result:
