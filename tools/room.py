@@ -532,10 +532,8 @@ class Handler(BaseHTTPRequestHandler):
             raise Refused(500, f"the room could not write its state file: {error.strerror or error}") from None
         for verdict, step in zip(at_once, stored):
             self.report(verdict, step)
-        if len(verdicts) == 1:
-            if held:
-                return self.send_json(202, {"stored": False, "held": round(held, 2)})
-            return self.send_json(200, {"stored": True})
+        # The same answer for one verdict as for a list: how many were stored,
+        # how many held, and (when some are) the seconds until the participant's next turn.
         answer = {"stored": len(at_once), "held": len(verdicts) - len(at_once)}
         if held:
             answer["retry_after"] = round(held, 2)

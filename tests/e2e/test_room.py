@@ -336,7 +336,9 @@ def test_a_participant_sending_too_fast_is_slowed_not_the_room(rooms, tmp_path):
     # A list, right after the loop: each of its verdicts counts; the ones over
     # the rate are held, and stored in their turn.
     status, answer = room.post([verdict(name="loop", step=step, checks=(2, 5)) for step in "efghi"])
-    assert status == 202 and answer["body"]["held"] >= 1, f"a list after 40 verdicts: {status} {answer['body']}"
+    body = answer["body"]
+    assert status == 202 and body["held"] >= 1 and body["stored"] + body["held"] == 5 and body["retry_after"] > 0, \
+        f"a list of 5 right after 40 verdicts: {status} {body}"
     for step in "efghi":
         wait_for_verdict(room, "loop", step, [2, 5])
 
