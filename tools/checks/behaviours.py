@@ -530,13 +530,18 @@ def child_closes_listener_and_exits(ctx: Context) -> None:
 
 def parent_closes_its_copy(ctx: Context) -> None:
     # Where the child sleeps, it sleeps long: the parent must have closed its copy while the child
-    # still holds its own (and while the parent is alive: step e's dies when a child exits).
-    with ctx.server(*ctx.sleep_args(5)) as server:
+    # still holds its own (and while the parent is alive: step e's dies when a child exits). The wait
+    # is timed from the request's sending, before which no server can start its sleep: a server that
+    # holds the connection through the sleep (step b's, which does not fork) still holds it when the
+    # wait ends, 5 s before the sleep does. (Timed from the answer's arrival, 1 s before a 5 s sleep
+    # ended, a loaded machine once let step b's server pass.)
+    with ctx.server(*ctx.sleep_args(10)) as server:
         listener = socket_links(server.pid)
         with harness.connect(server.port, timeout=MUST) as sock:
+            sent = time.monotonic()
             sock.sendall(harness.REQUEST)
             harness.receive(sock, MUST, until=harness.BODY)
-            deadline = time.monotonic() + (4 if ctx.takes_sleep() else MUST)
+            deadline = sent + (5 if ctx.takes_sleep() else MUST)
             held = socket_links(server.pid) - listener
             while held and server.alive() and time.monotonic() < deadline:
                 time.sleep(0.02)
