@@ -27,7 +27,7 @@ PER_PROCESS_LINE = re.compile(r"^Child (PID: )?\d+")
 def burst_and_settle(server, quiet: float = 0.5, bound: float = 20.0) -> list[str]:
     """A burst of 128 clients; then wait until the server has printed
     everything (its output unchanged for `quiet` seconds, `bound` at most)."""
-    result = harness.client3(server.port, BURST)
+    result = harness.client3(server.port, BURST, timeout=20.0, answer_within=10.0)
     assert result.returncode == 0, result.stdout[-300:] + result.stderr
     deadline, last, since = time.monotonic() + bound, -1, time.monotonic()
     while time.monotonic() < deadline:
