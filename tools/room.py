@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import secrets
 import signal
@@ -182,6 +183,12 @@ class Bucket:
             self.tokens -= 1
             return 0.0
         return (1 - self.tokens) / self.rate
+
+
+def seconds_up(wait: float) -> float:
+    """A wait in seconds for an answer, to the hundredth, rounded up: a wait of
+    a few microseconds is 0.01, never 0 (which would tell a client it was not held)."""
+    return math.ceil(wait * 100) / 100
 
 
 class Limits:
@@ -536,7 +543,7 @@ class Handler(BaseHTTPRequestHandler):
         # how many held, and (when some are) the seconds until the participant's next turn.
         answer = {"stored": len(at_once), "held": len(verdicts) - len(at_once)}
         if held:
-            answer["retry_after"] = round(held, 2)
+            answer["retry_after"] = seconds_up(held)
         self.send_json(202 if held else 200, answer)
 
     @classmethod
