@@ -433,6 +433,16 @@ def strace_problem() -> str | None:
     return None
 
 
+# strace's options that hold each write() for 10 ms after the kernel has done
+# it, before the program sees it return: the pause a busy machine may give a
+# program at any system call's return, made long. A signal that arrives
+# meanwhile is delivered right there, as the write() returns. Step h's
+# demonstration needs exactly that moment (a SIGCHLD inside fflush(), after its
+# write() and before stdio marks its buffer empty), which comes by itself in
+# most bursts of 128 but not in every one.
+HOLD_WRITES = ["-e", "trace=write", "-e", "inject=write:delay_exit=10000", "-e", "signal=SIGCHLD"]
+
+
 def handler_runs(trace: str, pid: int) -> tuple[list[list[str]], list[str]]:
     """From `strace -f -o FILE` output (traced with rt_sigreturn among the
     calls): the calls that process `pid` made inside each run of its SIGCHLD

@@ -47,17 +47,24 @@ def printed_twice(lines: list[str]) -> dict[str, int]:
 
 
 def test_logging_in_step_gs_handler_prints_lines_twice_under_a_burst(start):
-    server = start("webserver3g_logging")
-    for burst in range(1, 6):
+    # The moment (a SIGCHLD delivered as the loop's write() returns) comes by
+    # itself in most bursts, not in every one. Under strace, each write() held
+    # for 10 ms after it is done (harness.HOLD_WRITES), it comes in every burst;
+    # where strace cannot trace, up to 10 bursts bring it by themselves.
+    problem = harness.strace_problem()
+    server = start("webserver3g_logging", strace=harness.HOLD_WRITES if problem is None else None)
+    for burst in range(1, 2 if problem is None else 11):
         twice = printed_twice(burst_and_settle(server))
         if twice:
             break
-    assert twice, (f"{burst} bursts of {BURST} clients and no line printed twice: the handler's printf() never "
-                   "ran inside the loop's (every run so far showed it in the first burst)")
+    how = "with each write() held for 10 ms by strace" if problem is None else "by themselves"
+    assert twice, (f"{burst} burst{'s' if burst > 1 else ''} of {BURST} clients ({how}) and no line printed twice: the handler's printf() "
+                   "never ran inside the loop's; does demo_g_logging.cpp's handler still print with printf() "
+                   "and fflush()?")
     assert all(line.endswith(" started") for line in twice), (
         f"lines printed twice: {sorted(twice)[:5]}; expected the main loop's own line, written again by the "
         "handler's fflush()")
-    print(f"burst {burst}: {len(twice)} of the loop's lines printed twice, e.g. {next(iter(twice))!r}")
+    print(f"burst {burst} ({how}): {len(twice)} of the loop's lines printed twice, e.g. {next(iter(twice))!r}")
 
 
 def test_step_h_prints_every_line_once_and_leaves_no_zombie_under_bursts(start):
