@@ -373,7 +373,7 @@ class Tour:
         server = self.start("a")
         result = self.curl(server)
         self.expect("a: curl gets Hello, World! and the server prints the request",
-                    result.stdout == "Hello, World!\n" and server.out.wait_for(r"^GET /hello", 5) is not None)
+                    result.stdout == "Hello, World!\n" and server.out.wait_for(r"^GET /hello", 10) is not None)
         explain("The server read the request, printed it, answered and closed the connection; "
                 "only then does it accept() the next one.")
         self.stop(server)
@@ -650,7 +650,7 @@ class Tour:
         self.stop(server)
 
     @staticmethod
-    def _wait_for_trace(server: harness.Server, ready, timeout: float = 5.0) -> Trace:
+    def _wait_for_trace(server: harness.Server, ready, timeout: float = 10.0) -> Trace:
         """The trace once `ready(trace)` holds (strace writes as the calls come)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -774,7 +774,7 @@ class Tour:
                         f"collected the child with wait4() (what waitpid() calls on Linux) and printed its line, "
                         f"where any call is allowed.")
         elif self.expect("h: curl is answered, and its child reported",
-                         one and server.out.wait_for(r"^Child \d+ terminated with status 0$", 5) is not None):
+                         one and server.out.wait_for(r"^Child \d+ terminated with status 0$", 10) is not None):
             explain("The handler only wrote one byte into a pipe; poll() woke up with the pipe readable, and the "
                     "main loop collected the child and printed its line, where any call is allowed.")
 
@@ -938,7 +938,8 @@ class Tour:
             command(f"kill -9 {victim}")
             killed = harness.run_bounded(["kill", "-9", str(victim)], timeout=10)
             output(killed.stdout + killed.stderr)
-            reported = server.out.wait_for(rf"^Child {victim} terminated with status 9$", 5)
+            # Both must happen: wait generously (a busy machine may take seconds to run the parent).
+            reported = server.out.wait_for(rf"^Child {victim} terminated with status 9$", 10)
             replaced = self._pool(server, without=victim)
             time.sleep(0.1)  # Let the server's line reach the screen before ps.
             self.ps(server)
@@ -996,7 +997,7 @@ class Tour:
             client.communicate()
         self.stop(server)
 
-    def _pool(self, server: harness.Server, without: int | None = None, timeout: float = 5.0) -> list[int]:
+    def _pool(self, server: harness.Server, without: int | None = None, timeout: float = 10.0) -> list[int]:
         """The server's workers, once it has WORKERS live children (none of
         them `without`) and no zombie; whatever it has at the timeout otherwise."""
         deadline = time.monotonic() + timeout
@@ -1010,7 +1011,7 @@ class Tour:
 
     @staticmethod
     def _held_connections(server: harness.Server, listener: set[str], count: int,
-                          timeout: float = 5.0) -> dict[int, int]:
+                          timeout: float = 10.0) -> dict[int, int]:
         """How many connections each of the server's workers holds (the
         listening socket aside), once they hold `count` together (or at the
         timeout)."""
@@ -1086,7 +1087,7 @@ class Tour:
         self.stop(server)
 
     @staticmethod
-    def _wait_for_epoll(server: harness.Server, timeout: float = 5.0) -> bool:
+    def _wait_for_epoll(server: harness.Server, timeout: float = 10.0) -> bool:
         """Wait until the server holds its epoll instance (bounded)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -34,6 +34,20 @@ sys.path.insert(0, str(TOOLS))
 import room as room_server  # noqa: E402
 import room_client  # noqa: E402
 
+# send_verdict's budget is half a second (room_client.BUDGET; its own deadline
+# is a tenth less). A wall time measured here also holds the time a busy
+# machine takes to run the client's thread, and this one, once the deadline has
+# passed (0.55 s seen beside three other suites and two busy loops): twice the
+# budget is allowed. A client without a deadline of its own waits for a socket
+# timeout (seconds), and one that gives each verdict a budget of its own takes
+# half a second per verdict: both are far over it.
+WITHIN = 2 * room_client.BUDGET
+
+
+def over_budget(seconds: float) -> str:
+    return (f"send_verdict took {seconds:.2f} s, over twice its budget of {room_client.BUDGET} s: does the client "
+            "still stop waiting at its own deadline, one for the whole call?")
+
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 
@@ -182,7 +196,8 @@ def test_every_step_at_once_as_make_progress_sends_them(rooms, tmp_path, joined_
     report = [(step, True, (3, 3), None, 0) for step in steps[:-1]] + [(steps[-1], False, (1, 3), "no_zombies", 2)]
     started = time.monotonic()
     assert room_client.send_verdicts(report, checkout=ada) is None
-    assert time.monotonic() - started < 0.5
+    seconds = time.monotonic() - started
+    assert seconds < WITHIN, over_budget(seconds)
     shown = next(p for p in room.state_json()["participants"] if p["name"] == "ada")
     assert {step: verdict["passed"] for step, verdict in shown["steps"].items()} == \
         {step: step != steps[-1] for step in steps}
@@ -195,7 +210,9 @@ def test_every_step_at_once_as_make_progress_sends_them(rooms, tmp_path, joined_
         deaf.listen(8)
         started = time.monotonic()
         note = room_client.send_verdicts(report, checkout=joined_to(f"127.0.0.1:{deaf.getsockname()[1]}"))
-        assert time.monotonic() - started < 0.5 and note and "\n" not in note, note
+        seconds = time.monotonic() - started
+        assert seconds < WITHIN, over_budget(seconds)
+        assert note and "\n" not in note, note
 
 
 def test_a_room_killed_and_started_again_has_lost_nothing(rooms, tmp_path):
@@ -367,7 +384,8 @@ def test_a_participant_sending_too_fast_is_slowed_not_the_room(rooms, tmp_path):
         for i in range(3):
             started = time.monotonic()
             assert send(ada, "a", i == 2, (i + 1, 3), None if i == 2 else "escapes") is None
-            assert time.monotonic() - started < 0.5, "a participant waited over half a second beside a flood"
+            seconds = time.monotonic() - started
+            assert seconds < WITHIN, "beside a flood: " + over_budget(seconds)
         status, _, _ = room.request("GET", "/", timeout=5)
         assert status == 200
     finally:
@@ -382,7 +400,8 @@ def test_a_participant_sending_too_fast_is_slowed_not_the_room(rooms, tmp_path):
     for i in range(24):
         started = time.monotonic()
         note = send(grace, "d", False, (i % 6, 6), "zombies")
-        assert time.monotonic() - started < 0.5, "send_verdict took over half a second"
+        seconds = time.monotonic() - started
+        assert seconds < WITHIN, over_budget(seconds)
         assert note is None, f"verdict {i}: {note}"
     wait_for_verdict(room, "grace", "d", [23 % 6, 6])
 
@@ -491,7 +510,7 @@ def test_a_room_that_accepts_but_never_answers_costs_half_a_second(joined_to):
         folder = joined_to(f"127.0.0.1:{deaf.getsockname()[1]}")
         for _ in range(2):  # And again while the first is still waiting on its thread.
             note, seconds = timed_send(folder)
-            assert seconds < 0.5, f"send_verdict took {seconds:.2f} s"
+            assert seconds < WITHIN, over_budget(seconds)
             assert note and "\n" not in note and note.startswith("room:"), note
 
 
@@ -514,7 +533,8 @@ def test_a_room_that_reads_but_never_answers_costs_half_a_second(joined_to):
         reader = threading.Thread(target=read_forever, daemon=True)
         reader.start()
         note, seconds = timed_send(folder)
-        assert seconds < 0.5 and note and note.startswith("room:"), (seconds, note)
+        assert seconds < WITHIN, over_budget(seconds)
+        assert note and note.startswith("room:"), note
         reader.join(5)
 
 
@@ -523,12 +543,14 @@ def test_an_unreachable_room_is_one_line_of_note(joined_to):
         closed.bind(("127.0.0.1", 0))  # Bound, never listening: connect() is refused.
         folder = joined_to(f"127.0.0.1:{closed.getsockname()[1]}")
         note, seconds = timed_send(folder)
-    assert seconds < 0.5 and note and "\n" not in note and "does not answer" in note, (seconds, note)
+    assert seconds < WITHIN, over_budget(seconds)
+    assert note and "\n" not in note and "does not answer" in note, note
     # An address nothing answers from at all (no reset, no answer: the SYN is
     # dropped or goes nowhere), and a name that does not resolve.
     for host in ("10.255.255.1:8800", "room.invalid:8800"):
         note, seconds = timed_send(joined_to(host))
-        assert seconds < 0.5 and note and "\n" not in note, (host, seconds, note)
+        assert seconds < WITHIN, f"{host}: " + over_budget(seconds)
+        assert note and "\n" not in note, (host, note)
 
 
 def test_no_room_joined_sends_nothing_and_says_nothing(tmp_path):
