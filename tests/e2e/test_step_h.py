@@ -58,9 +58,9 @@ def test_logging_in_step_gs_handler_prints_lines_twice_under_a_burst(start):
         if twice:
             break
     how = "with each write() held for 10 ms by strace" if problem is None else "by themselves"
-    assert twice, (f"{burst} burst{'s' if burst > 1 else ''} of {BURST} clients ({how}) and no line printed twice: the handler's printf() "
-                   "never ran inside the loop's; does demo_g_logging.cpp's handler still print with printf() "
-                   "and fflush()?")
+    bursts = f"{burst} burst{'s' if burst > 1 else ''} of {BURST} clients"
+    assert twice, (f"{bursts} ({how}) and no line printed twice: the handler's printf() never ran inside the "
+                   "loop's; does demo_g_logging.cpp's handler still print with printf() and fflush()?")
     assert all(line.endswith(" started") for line in twice), (
         f"lines printed twice: {sorted(twice)[:5]}; expected the main loop's own line, written again by the "
         "handler's fflush()")
