@@ -22,7 +22,7 @@ import steps
 # A `.` in the committed matrix says that the check failed; this says why.
 FIX_REASONS = {
     # Step c answers a second client while the first one's child sleeps.
-    ("b", "second_waits", "c"): r"answered at once",
+    ("b", "second_waits", "c"): r"answered during the sleep",
     # Steps e, f and g close the parent's copy: curl ends.
     ("d", "curl_hangs", "e"): r"curl ended by itself",
     ("d", "curl_hangs", "f"): r"curl ended by itself",
