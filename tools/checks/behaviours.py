@@ -310,9 +310,9 @@ def second_client_waits(ctx: Context) -> None:
                 # Must not happen: a correct server reads the second request, and answers it, only once its
                 # sleep is over, so not before `sent + pause`. Watched for most of the sleep (returning at the
                 # first line that comes), and what is seen is judged by when this thread saw it: on a busy
-                # machine that is late, never early, so a slow check fails no correct server (seen: a correct
-                # step b answering the second client 0.9 s after this thread sent its request, which it had
-                # sent over 0.6 s after the server's answer to the first).
+                # machine that is late, never early, so a slow check fails no correct server (seen in a CI
+                # rehearsal, when this watch was counted from the second request: a correct step b answered
+                # it within the watch, this thread having sent it over 0.6 s after the first answer).
                 early, _ = harness.receive(second, pause * 0.6, until=b"\n")
                 early_seen = time.monotonic()
                 printed = len(server.out.matches(r"^GET /hello"))
