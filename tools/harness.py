@@ -433,14 +433,15 @@ def strace_problem() -> str | None:
     return None
 
 
-# strace's options that hold each write() for 10 ms after the kernel has done
+# strace's options that hold each write() for 5 ms after the kernel has done
 # it, before the program sees it return: the pause a busy machine may give a
 # program at any system call's return, made long. A signal that arrives
 # meanwhile is delivered right there, as the write() returns. Step h's
 # demonstration needs exactly that moment (a SIGCHLD inside fflush(), after its
 # write() and before stdio marks its buffer empty), which comes by itself in
-# most bursts of 128 but not in every one.
-HOLD_WRITES = ["-e", "trace=write", "-e", "inject=write:delay_exit=10000", "-e", "signal=SIGCHLD"]
+# most bursts of 128 but not in every one. Trace the server alone
+# (follow_forks=False): its children, untraced, run at full speed.
+HOLD_WRITES = ["-e", "trace=write", "-e", "inject=write:delay_exit=5000", "-e", "signal=SIGCHLD"]
 
 
 def handler_runs(trace: str, pid: int) -> tuple[list[list[str]], list[str]]:
@@ -507,14 +508,16 @@ class Server:
     scratch_identity()), from a copy of the binary in a fresh folder that uid
     can reach (so not with `program`, which cannot be copied that way).
     With `strace` (a list of strace options, say ["-e", "trace=accept"]) the
-    server runs under `strace -f -o FILE`; `pid` is then the server's, not
-    strace's, and trace_text() returns what strace has written so far.
+    server runs under `strace -f -o FILE` (without -f with follow_forks=False);
+    `pid` is then the server's, not strace's, and trace_text() returns what
+    strace has written so far.
     Use as a context manager: leaving it kills and reaps the whole group.
     """
 
     def __init__(self, step: str, *args: str, nofile: int | None = None, nproc: int | None = None,
                  echo=None, echo_errors=None, program: list[str] | None = None,
-                 strace: list[str] | None = None, env: dict[str, str] | None = None, port: int = 0):
+                 strace: list[str] | None = None, env: dict[str, str] | None = None, port: int = 0,
+                 follow_forks: bool = True):
         if program is not None and nproc is not None and os.geteuid() == 0:
             raise ValueError("a root launcher cannot apply nproc to a program given by `program`")
         self.step = step
@@ -523,6 +526,7 @@ class Server:
         self.nofile = nofile
         self.nproc = nproc
         self.strace = None if strace is None else [str(o) for o in strace]
+        self.follow_forks = follow_forks  # strace -f: the server's children too.
         self.echo = echo
         self.echo_errors = echo_errors
         self.env = env  # Variables added to the server's environment (LD_PRELOAD, say).
@@ -564,7 +568,7 @@ class Server:
             command = ["setpriv", f"--reuid={self.uid}", f"--regid={gid}", "--clear-groups", *command]
         if self.strace is not None:
             self.trace_file = os.path.join(self._scratch_dir, "strace.txt")
-            command = ["strace", "-f", "-o", self.trace_file, *self.strace, *command]
+            command = ["strace", *(["-f"] if self.follow_forks else []), "-o", self.trace_file, *self.strace, *command]
         return command
 
     def start(self, timeout: float = 10.0) -> "Server":

@@ -309,9 +309,14 @@ class Tour:
         output(f"(curl took {result.seconds:.1f} s, {status})")
         return result
 
-    def client3(self, server: harness.Server, max_clients: int, max_conns: int = 1) -> harness.Result:
-        command(f"./build/bin/client3 --port {server.port} --max-clients {max_clients} --max-conns {max_conns}")
-        result = harness.client3(server.port, max_clients, max_conns)
+    def client3(self, server: harness.Server, max_clients: int, max_conns: int = 1,
+                answer_within: float | None = None) -> harness.Result:
+        budget = "" if answer_within is None else f" --timeout {answer_within:g}"
+        command(f"./build/bin/client3 --port {server.port} --max-clients {max_clients} --max-conns {max_conns}"
+                + budget)
+        result = harness.client3(server.port, max_clients, max_conns,
+                                 **({} if answer_within is None else {"timeout": 3 * answer_within,
+                                                                      "answer_within": answer_within}))
         time.sleep(0.1)
         lines = result.stdout.splitlines()
         numbers = sum(1 for line in lines if line.isdigit())
@@ -711,12 +716,13 @@ class Tour:
                 hold = self.tracing(harness.HOLD_WRITES)
                 if hold:
                     note("the moment did not come by itself; it comes in most bursts, not in every one. strace "
-                         "makes it come: it holds each write() of the server for 10 ms after the kernel has done "
+                         "makes it come: it holds each write() of the server for 5 ms after the kernel has done "
                          "it, as a busy machine may pause a program at any system call's return, and a SIGCHLD "
-                         "that arrives meanwhile is delivered right there")
+                         "that arrives meanwhile is delivered right there. The burst is slower: client3 gives "
+                         "each connection 20 s for its answer")
                     self.stop(server)
-                    server = self.start("webserver3g_logging", lines=0, strace=hold)
-                    result = self.client3(server, 128)
+                    server = self.start("webserver3g_logging", lines=0, strace=hold, follow_forks=False)
+                    result = self.client3(server, 128, answer_within=20)
                     twice = self._doubled_started(self._settled_output(server))
                     burst, how = 1, ", with each write() held by strace"
                 else:

@@ -49,15 +49,16 @@ def printed_twice(lines: list[str]) -> dict[str, int]:
 def test_logging_in_step_gs_handler_prints_lines_twice_under_a_burst(start):
     # The moment (a SIGCHLD delivered as the loop's write() returns) comes by
     # itself in most bursts, not in every one. Under strace, each write() held
-    # for 10 ms after it is done (harness.HOLD_WRITES), it comes in every burst;
+    # for 5 ms after it is done (harness.HOLD_WRITES), it comes in every burst;
     # where strace cannot trace, up to 10 bursts bring it by themselves.
     problem = harness.strace_problem()
-    server = start("webserver3g_logging", strace=harness.HOLD_WRITES if problem is None else None)
+    server = start("webserver3g_logging", strace=harness.HOLD_WRITES if problem is None else None,
+                   follow_forks=False)
     for burst in range(1, 2 if problem is None else 11):
         twice = printed_twice(burst_and_settle(server))
         if twice:
             break
-    how = "with each write() held for 10 ms by strace" if problem is None else "by themselves"
+    how = "with each write() held for 5 ms by strace" if problem is None else "by themselves"
     bursts = f"{burst} burst{'s' if burst > 1 else ''} of {BURST} clients"
     assert twice, (f"{bursts} ({how}) and no line printed twice: the handler's printf() never ran inside the "
                    "loop's; does demo_g_logging.cpp's handler still print with printf() and fflush()?")
