@@ -710,8 +710,8 @@ class Tour:
                 twice = self._doubled_started(self._settled_output(server))
                 if twice or not server.alive():
                     break
-                output("(no line printed twice this time: the signal must arrive just as the loop's write() "
-                       "returns" + ("; once more)" if burst < self.BURSTS else ")"))
+                output("(no line printed twice this time: the signal must arrive while the loop is inside "
+                       "write()" + ("; once more)" if burst < self.BURSTS else ")"))
             if not twice and server.alive():
                 hold = self.tracing(harness.HOLD_WRITES)
                 if hold:
