@@ -84,7 +84,7 @@ def test_two_tours_at_once_both_show_every_lesson_in_plain_text(two_tours):
 
 def missed_lessons(result: harness.Result) -> str:
     """The sections of the lessons that did not show (their steps' whole output), else the output's end."""
-    missed = sorted(set(re.findall(r"^  - ([a-j]): ", result.stdout, re.M)))
+    missed = sorted(set(re.findall(r"^  - (\w+): ", result.stdout, re.M)))
     if not missed:
         return result.stdout[-3000:]
     return "\n".join(section(result.stdout, step)[:6000] for step in missed) + "\n" + result.stdout[-500:]
