@@ -662,15 +662,20 @@ class Server:
                 return children
             time.sleep(0.02)
 
-    def steady_children(self, timeout: float = 10.0, quiet: float = 0.3) -> list[Proc]:
+    def steady_children(self, timeout: float = 10.0, quiet: float = 0.3, idle: bool = False) -> list[Proc]:
         """Wait until the children, and their states, have not changed for `quiet` seconds: every child
-        that was about to exit or be collected has (a pool's workers, which live on, are steady too)."""
+        that was about to exit or be collected has (a pool's workers, which live on, are steady too).
+        With `idle`, also until neither the server nor a child is runnable (R) all that time: on a busy
+        machine a child that has closed its connection can wait longer than `quiet` to run on to its exit,
+        and the server to act on that exit (step e dies of it)."""
         deadline = time.monotonic() + timeout
         last, since = None, time.monotonic()
         while True:
             children = self.children()
             now = time.monotonic()
-            if children != last:
+            server = _proc(self.pid) if idle else None
+            runnable = idle and (any(p.state == "R" for p in children) or (server is not None and server.state == "R"))
+            if children != last or runnable:
                 last, since = children, now
             elif now - since >= quiet or now > deadline:
                 return children

@@ -170,7 +170,7 @@ class Context:
         """stderr is empty, or exactly the lesson's message. Read once every
         child has finished (the server's death, in step e, follows a child's
         exit), so that the verdict does not depend on timing."""
-        server.steady_children(timeout=10)
+        server.steady_children(timeout=10, idle=True)
         server.err.caught_up()  # Everything the server wrote on stderr, read.
         text = server.err.text()
         lesson = self.step.lesson_stderr if allowed is None else allowed
